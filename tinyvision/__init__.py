@@ -1,0 +1,13 @@
+"""tinyvision: a from-scratch deep-learning library for computer vision on NumPy and CuPy."""
+from . import backend
+from .backend import (cuda_available, get_default_device, manual_seed, set_default_device)
+from .tensor import Tensor, arange, is_grad_enabled, no_grad, ones, rand, randn, tensor, zeros
+from .ops import (abs, cat, chunk, clip, concatenate, exp, flatten, gelu, log, log_softmax,
+                  logsumexp, matmul, max, maximum, mean, min, minimum, permute, relu, reshape,
+                  sigmoid, softmax, split, sqrt, squeeze, stack, sum, swapaxes, tanh, transpose,
+                  unsqueeze, var, where, pad)
+from .gradcheck import GradcheckError, gradcheck
+
+float32 = backend.float32
+float64 = backend.float64
+__version__ = "0.1.0"

@@ -1,0 +1,259 @@
+"""Convolution and pooling on NCHW arrays, by im2col + GEMM.
+
+Layout. The input is first copied once into a zero-padded, channel-major buffer
+xt[c, n, h, w] (shape (C, N, Hp, Wp)). im2col then fills cols[c, ki, kj, n, i, j] =
+xt[c, n, i*s + ki*d, j*s + kj*d] with one strided slice copy per kernel offset (ki, kj): the
+source's innermost axis (w) stays innermost, so every copy streams through memory. The
+convolution is one GEMM, W (O, C*K*K) @ cols (C*K*K, N*Ho*Wo), per group.
+
+Backward recomputes cols from xt instead of keeping them: for ResNet-20 at batch 128 the
+columns of all convolutions would take about 1.4 GB, the padded inputs a ninth of that.
+col2im, the adjoint of im2col, is a K*K loop of slice-adds into a zero buffer; each slice-add
+writes distinct elements, so no ``add.at`` (which was 12x slower) is needed.
+"""
+from ..tensor import Function
+
+
+def _pair(v, name):
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(v)
+    if len(v) != 2 or not all(isinstance(i, int) for i in v):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return v
+
+
+def conv_out_size(n, k, stride, padding, dilation):
+    """Output length of a convolution: floor((n + 2p - d (k - 1) - 1) / s) + 1."""
+    return (n + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+
+
+def pad_channels_first(xp, x, ph, pw, value=0.0):
+    """(N, C, H, W) -> zero-padded (C, N, H + 2ph, W + 2pw) in one copy."""
+    N, C, H, W = x.shape
+    xt = xp.empty((C, N, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
+    if ph or pw:
+        xt.fill(value)
+    xt[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)
+    return xt
+
+
+def _window(k, stride, dilation, out):
+    """The slice of a padded axis that kernel offset k reads for all ``out`` outputs."""
+    start = k * dilation
+    return slice(start, start + stride * (out - 1) + 1, stride)
+
+
+def im2col(xp, xt, kernel, stride, dilation, out_hw):
+    """xt (C, N, Hp, Wp) -> cols (C, KH, KW, N, Ho, Wo); cols[c, ki, kj] is the input seen
+    through kernel offset (ki, kj)."""
+    (KH, KW), (sh, sw), (dh, dw), (Ho, Wo) = kernel, stride, dilation, out_hw
+    C, N = xt.shape[:2]
+    if (KH, KW, sh, sw) == (1, 1, 1, 1) and xt.shape[2:] == (Ho, Wo):
+        return xt.reshape(C, 1, 1, N, Ho, Wo)  # 1x1 convolution: the input already is the matrix
+    cols = xp.empty((C, KH, KW, N, Ho, Wo), dtype=xt.dtype)
+    for ki in range(KH):
+        rows = _window(ki, sh, dh, Ho)
+        for kj in range(KW):
+            cols[:, ki, kj] = xt[:, :, rows, _window(kj, sw, dw, Wo)]
+    return cols
+
+
+def col2im(xp, cols, padded_hw, stride, dilation):
+    """Adjoint of im2col: cols (C, KH, KW, N, Ho, Wo) -> (C, N, Hp, Wp), summing the
+    contributions of overlapping windows."""
+    C, KH, KW, N, Ho, Wo = cols.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    out = xp.zeros((C, N) + tuple(padded_hw), dtype=cols.dtype)
+    for ki in range(KH):
+        rows = _window(ki, sh, dh, Ho)
+        for kj in range(KW):
+            out[:, :, rows, _window(kj, sw, dw, Wo)] += cols[:, ki, kj]
+    return out
+
+
+def _check_input(x, name, channels=None):
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected input of shape (N, C, H, W), got {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{name}: expected {channels} input channels (N, {channels}, H, W), "
+                         f"got input of shape {tuple(x.shape)}")
+
+
+class Conv2d(Function):
+    """2-D cross-correlation, as in every deep-learning library:
+
+        y[n, o, i, j] = b[o] + sum_{c in group(o), ki, kj} W[o, c, ki, kj] * xpad[n, c, i*s + ki*d, j*s + kj*d]
+
+    Shapes: x (N, C, H, W), W (O, C/groups, KH, KW), b (O,) -> y (N, O, Ho, Wo),
+    Ho = floor((H + 2p - d (KH - 1) - 1) / s) + 1 (likewise Wo).
+    As matrices, per group: Y = W2 @ cols, so
+        dL/dW2 = G @ cols^T,   dL/dcols = W2^T @ G  -> col2im -> dL/dx,   dL/db = sum of G.
+    """
+
+    def forward(self, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        xp = self.xp
+        O, Cg, KH, KW = weight.shape
+        _check_input(x, "conv2d", Cg * groups)
+        if O % groups:
+            raise ValueError(f"conv2d: {O} output channels are not divisible by groups={groups}")
+        N, C, H, W = x.shape
+        self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
+        self.dilation, self.groups, self.kernel = _pair(dilation, "dilation"), groups, (KH, KW)
+        Ho = conv_out_size(H, KH, self.stride[0], self.padding[0], self.dilation[0])
+        Wo = conv_out_size(W, KW, self.stride[1], self.padding[1], self.dilation[1])
+        if Ho < 1 or Wo < 1:
+            raise ValueError(f"conv2d: input {H}x{W} is too small for kernel {KH}x{KW} with "
+                             f"padding {self.padding} and dilation {self.dilation}")
+        self.x_shape, self.out_hw, self.weight = x.shape, (Ho, Wo), weight
+        self.xt = pad_channels_first(xp, x, *self.padding)
+        cols = im2col(xp, self.xt, self.kernel, self.stride, self.dilation, self.out_hw)
+        y = weight.reshape(groups, O // groups, -1) @ cols.reshape(groups, Cg * KH * KW, -1)
+        y = y.reshape(O, N, Ho, Wo)
+        if bias is not None:
+            y += bias.reshape(O, 1, 1, 1)
+        return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+
+    def backward(self, g):
+        xp, G = self.xp, self.groups
+        O, Cg, KH, KW = self.weight.shape
+        N, C, H, W = self.x_shape
+        g2 = xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(G, O // G, -1)
+        gx = gw = gb = None
+        if self.needs_input_grad[1]:
+            cols = im2col(xp, self.xt, self.kernel, self.stride, self.dilation, self.out_hw)
+            gw = (g2 @ cols.reshape(G, Cg * KH * KW, -1).swapaxes(1, 2)).reshape(self.weight.shape)
+        if self.needs_input_grad[0]:
+            gcols = self.weight.reshape(G, O // G, -1).swapaxes(1, 2) @ g2
+            gxt = col2im(xp, gcols.reshape((C, KH, KW, N) + self.out_hw), self.xt.shape[2:],
+                         self.stride, self.dilation)
+            ph, pw = self.padding
+            gx = xp.ascontiguousarray(gxt[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            gb = g.sum(axis=(0, 2, 3))
+        return gx, gw, gb
+
+
+class ConvTranspose2d(Function):
+    """Transposed convolution (the adjoint of Conv2d with respect to its input), used by
+    decoders to upsample:
+
+        y = col2im(W2^T @ x2),   x2 = x as (C_in, N*H*W),  W (C_in, C_out/groups, KH, KW)
+
+    Output size: Ho = (H - 1) s - 2p + d (KH - 1) + output_padding + 1.
+    Backward is a plain convolution of g: dL/dx = W2 @ im2col(g), dL/dW = x2 @ im2col(g)^T.
+    """
+
+    def forward(self, x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
+        xp = self.xp
+        Cin, Cog, KH, KW = weight.shape
+        _check_input(x, "conv_transpose2d", Cin)
+        if Cin % groups:
+            raise ValueError(f"conv_transpose2d: {Cin} input channels are not divisible by groups={groups}")
+        N, _, H, W = x.shape
+        s, p = _pair(stride, "stride"), _pair(padding, "padding")
+        d, op = _pair(dilation, "dilation"), _pair(output_padding, "output_padding")
+        Ho = (H - 1) * s[0] - 2 * p[0] + d[0] * (KH - 1) + op[0] + 1
+        Wo = (W - 1) * s[1] - 2 * p[1] + d[1] * (KW - 1) + op[1] + 1
+        self.stride, self.padding, self.dilation, self.groups = s, p, d, groups
+        self.kernel, self.in_hw, self.weight = (KH, KW), (H, W), weight
+        self.padded_hw = (Ho + 2 * p[0], Wo + 2 * p[1])
+        self.x2 = xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(groups, Cin // groups, -1)
+        cols = weight.reshape(groups, Cin // groups, -1).swapaxes(1, 2) @ self.x2
+        out = col2im(xp, cols.reshape(Cog * groups, KH, KW, N, H, W), self.padded_hw, s, d)
+        out = out[:, :, p[0]:p[0] + Ho, p[1]:p[1] + Wo]
+        if bias is not None:
+            out = out + bias.reshape(-1, 1, 1, 1)
+        return xp.ascontiguousarray(out.transpose(1, 0, 2, 3))
+
+    def backward(self, g):
+        xp, G = self.xp, self.groups
+        Cin, Cog, KH, KW = self.weight.shape
+        N = g.shape[0]
+        gt = pad_channels_first(xp, g, *self.padding)
+        # The padded output is larger than the last window reaches when output_padding > 0;
+        # im2col reads only the windows, which is exactly the adjoint of the forward col2im.
+        cols = im2col(xp, gt, self.kernel, self.stride, self.dilation, self.in_hw)
+        cols = cols.reshape(G, Cog * KH * KW, -1)
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = (self.weight.reshape(G, Cin // G, -1) @ cols).reshape((Cin, N) + self.in_hw)
+            gx = xp.ascontiguousarray(gx.transpose(1, 0, 2, 3))
+        if self.needs_input_grad[1]:
+            gw = (self.x2 @ cols.swapaxes(1, 2)).reshape(self.weight.shape)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            gb = g.sum(axis=(0, 2, 3))
+        return gx, gw, gb
+
+
+class MaxPool2d(Function):
+    """y[n, c, i, j] = max over the k x k window at (i*s - p, j*s - p) (padding is -inf).
+
+    Forward keeps, per output, which window offset won (ties go to the first); backward adds
+    g to that input position with one slice-add per kernel offset.
+    """
+
+    def forward(self, x, kernel_size, stride=None, padding=0):
+        xp = self.xp
+        _check_input(x, "max_pool2d")
+        k = _pair(kernel_size, "kernel_size")
+        s = _pair(stride if stride is not None else kernel_size, "stride")
+        p = _pair(padding, "padding")
+        N, C, H, W = x.shape
+        Ho, Wo = conv_out_size(H, k[0], s[0], p[0], 1), conv_out_size(W, k[1], s[1], p[1], 1)
+        xt = pad_channels_first(xp, x, *p, value=-xp.inf) if p != (0, 0) else x.transpose(1, 0, 2, 3)
+        y = None
+        self.arg = xp.zeros((C, N, Ho, Wo), dtype=xp.int16)
+        for ki in range(k[0]):
+            for kj in range(k[1]):
+                win = xt[:, :, _window(ki, s[0], 1, Ho), _window(kj, s[1], 1, Wo)]
+                if y is None:
+                    y = win.copy()
+                    continue
+                better = win > y
+                y = xp.where(better, win, y)
+                self.arg[better] = ki * k[1] + kj
+        self.k, self.s, self.p, self.x_shape, self.padded_hw = k, s, p, x.shape, xt.shape[2:]
+        return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+
+    def backward(self, g):
+        xp = self.xp
+        N, C, H, W = self.x_shape
+        gt = g.transpose(1, 0, 2, 3)
+        (KH, KW), (Ho, Wo) = self.k, gt.shape[2:]
+        gx = xp.zeros((C, N) + tuple(self.padded_hw), dtype=g.dtype)
+        for ki in range(KH):
+            for kj in range(KW):
+                gx[:, :, _window(ki, self.s[0], 1, Ho), _window(kj, self.s[1], 1, Wo)] += \
+                    gt * (self.arg == ki * KW + kj)
+        ph, pw = self.p
+        return xp.ascontiguousarray(gx[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
+
+
+class AvgPool2d(Function):
+    """y[n, c, i, j] = mean of the k x k window (zero padding counted, as PyTorch's default);
+    dL/dx = each window's g / (k*k) spread back over the window."""
+
+    def forward(self, x, kernel_size, stride=None, padding=0):
+        xp = self.xp
+        _check_input(x, "avg_pool2d")
+        k = _pair(kernel_size, "kernel_size")
+        s = _pair(stride if stride is not None else kernel_size, "stride")
+        p = _pair(padding, "padding")
+        N, C, H, W = x.shape
+        Ho, Wo = conv_out_size(H, k[0], s[0], p[0], 1), conv_out_size(W, k[1], s[1], p[1], 1)
+        xt = pad_channels_first(xp, x, *p)
+        cols = im2col(xp, xt, k, s, (1, 1), (Ho, Wo))
+        self.k, self.s, self.p, self.x_shape, self.padded_hw = k, s, p, x.shape, xt.shape[2:]
+        y = cols.mean(axis=(1, 2))
+        return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+
+    def backward(self, g):
+        xp = self.xp
+        N, C, H, W = self.x_shape
+        KH, KW = self.k
+        gt = g.transpose(1, 0, 2, 3) * (1.0 / (KH * KW))
+        cols = xp.broadcast_to(gt[:, None, None], (C, KH, KW) + gt.shape[1:])
+        gx = col2im(xp, cols, self.padded_hw, self.s, (1, 1))
+        ph, pw = self.p
+        return xp.ascontiguousarray(gx[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
