@@ -123,6 +123,9 @@ def _topological_order(root):
         visited.add(id(node))
         stack.append((node, True))
         if node._ctx is not None:
+            if node._ctx.parents is None:
+                raise RuntimeError("backward() through a graph that was already freed; "
+                                   "pass retain_graph=True to the first backward()")
             for parent in node._ctx.parents:
                 if parent.requires_grad and id(parent) not in visited:
                     stack.append((parent, False))
@@ -280,9 +283,6 @@ class Tensor:
                 node.grad = Tensor._make(g, None) if node.grad is None else Tensor._make(node.grad.data + g, None)
             if ctx is None:
                 continue
-            if ctx.parents is None:
-                raise RuntimeError("backward() through a graph that was already freed; "
-                                   "pass retain_graph=True to the first backward()")
             in_grads = ctx.backward(g)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
