@@ -11,6 +11,15 @@ columns of all convolutions would take about 1.4 GB, the padded inputs a ninth o
 col2im, the adjoint of im2col, is a K*K loop of slice-adds into a zero buffer; each slice-add
 writes distinct elements, so no ``add.at`` (which was 12x slower) is needed.
 
+Stride 1, the common case, goes further ("flat" im2col). Seen as one long row per channel,
+xt_flat[c, q] with q = (n*Hp + h)*Wp + w, every kernel offset is a constant shift
+off = ki*d*Wp + kj*d, so the columns for all outputs on the padded grid are
+cols[c, k, q] = xt_flat[c, q + off_k]: K*K contiguous copies of whole rows instead of N*C*Ho
+short rows each. The GEMM then also yields outputs at the (Hp*Wp - Ho*Wo) positions outside
+the valid grid (13% more work at 32x32 with padding 1); they are cropped away, and in
+backward the gradient there is zero, so they contribute nothing. Measured on ResNet-20's
+layers (batch 128): 25-30% less time per convolution forward + backward.
+
 Workspaces. The column matrices are the largest temporaries of a CNN (75 MB for a 16-channel
 3x3 layer at batch 128, 32x32) and live only until the next GEMM has read them. A fresh array
 of that size costs more in page faults than the copy itself (the allocator hands blocks over
@@ -95,6 +104,38 @@ def col2im(xp, cols, padded_hw, stride, dilation):
     return out
 
 
+def pad_flat(xp, x, ph, pw, tail):
+    """(N, C, H, W) -> zero-padded (C, N*Hp*Wp + tail): each channel one long row, with
+    ``tail`` zeros so that shifted reads past the last image stay inside the array."""
+    N, C, H, W = x.shape
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    flat = xp.zeros((C, N * Hp * Wp + tail), dtype=x.dtype)
+    flat[:, :N * Hp * Wp].reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)
+    return flat
+
+
+def _flat_offsets(kernel, dilation, Wp):
+    """Shift of each kernel offset (ki, kj) along a flattened padded image row."""
+    return [ki * dilation[0] * Wp + kj * dilation[1] for ki in range(kernel[0]) for kj in range(kernel[1])]
+
+
+def im2col_flat(xp, flat, offsets, length):
+    """flat (C, length + tail) -> cols (C, K*K, length), cols[c, k, q] = flat[c, q + offsets[k]]."""
+    cols = workspace(xp, "cols", (flat.shape[0], len(offsets), length), flat.dtype)
+    for k, off in enumerate(offsets):
+        cols[:, k] = flat[:, off:off + length]
+    return cols
+
+
+def col2im_flat(xp, cols, offsets, tail):
+    """Adjoint of im2col_flat: (C, K*K, length) -> (C, length + tail)."""
+    C, _, length = cols.shape
+    out = xp.zeros((C, length + tail), dtype=cols.dtype)
+    for k, off in enumerate(offsets):
+        out[:, off:off + length] += cols[:, k]
+    return out
+
+
 def _check_input(x, name, channels=None):
     if x.ndim != 4:
         raise ValueError(f"{name}: expected input of shape (N, C, H, W), got {tuple(x.shape)}")
@@ -129,29 +170,51 @@ class Conv2d(Function):
             raise ValueError(f"conv2d: input {H}x{W} is too small for kernel {KH}x{KW} with "
                              f"padding {self.padding} and dilation {self.dilation}")
         self.x_shape, self.out_hw, self.weight = x.shape, (Ho, Wo), weight
-        self.xt = pad_channels_first(xp, x, *self.padding)
-        cols = im2col(xp, self.xt, self.kernel, self.stride, self.dilation, self.out_hw)
-        y = weight.reshape(groups, O // groups, -1) @ cols.reshape(groups, Cg * KH * KW, -1)
-        y = y.reshape(O, N, Ho, Wo)
+        w2 = weight.reshape(groups, O // groups, -1)
+        if self.stride == (1, 1):
+            ph, pw = self.padding
+            self.padded_hw = (H + 2 * ph, W + 2 * pw)
+            self.offsets = _flat_offsets(self.kernel, self.dilation, self.padded_hw[1])
+            self.tail = self.offsets[-1]
+            self.xt = pad_flat(xp, x, ph, pw, self.tail)
+            cols = im2col_flat(xp, self.xt, self.offsets, N * self.padded_hw[0] * self.padded_hw[1])
+            y = (w2 @ cols.reshape(groups, Cg * KH * KW, -1)).reshape((O, N) + self.padded_hw)[:, :, :Ho, :Wo]
+        else:
+            self.xt = pad_channels_first(xp, x, *self.padding)
+            cols = im2col(xp, self.xt, self.kernel, self.stride, self.dilation, self.out_hw)
+            y = (w2 @ cols.reshape(groups, Cg * KH * KW, -1)).reshape(O, N, Ho, Wo)
         if bias is not None:
-            y += bias.reshape(O, 1, 1, 1)
+            y = y + bias.reshape(O, 1, 1, 1)
         return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
 
     def backward(self, g):
         xp, G = self.xp, self.groups
         O, Cg, KH, KW = self.weight.shape
         N, C, H, W = self.x_shape
-        g2 = xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(G, O // G, -1)
+        (Ho, Wo), (ph, pw) = self.out_hw, self.padding
+        flat = self.stride == (1, 1)
+        if flat:  # the gradient on the padded output grid, zero outside the valid outputs
+            g2 = xp.zeros((O, N) + self.padded_hw, dtype=g.dtype)
+            g2[:, :, :Ho, :Wo] = g.transpose(1, 0, 2, 3)
+        else:
+            g2 = xp.ascontiguousarray(g.transpose(1, 0, 2, 3))
+        g2 = g2.reshape(G, O // G, -1)
+        w2 = self.weight.reshape(G, O // G, -1)
         gx = gw = gb = None
         if self.needs_input_grad[1]:
-            cols = im2col(xp, self.xt, self.kernel, self.stride, self.dilation, self.out_hw)
+            cols = (im2col_flat(xp, self.xt, self.offsets, g2.shape[2]) if flat else
+                    im2col(xp, self.xt, self.kernel, self.stride, self.dilation, self.out_hw))
             gw = (g2 @ cols.reshape(G, Cg * KH * KW, -1).swapaxes(1, 2)).reshape(self.weight.shape)
         if self.needs_input_grad[0]:
             gcols = workspace(xp, "grad_cols", (G, Cg * KH * KW, g2.shape[2]), g.dtype)
-            xp.matmul(self.weight.reshape(G, O // G, -1).swapaxes(1, 2), g2, out=gcols)
-            gxt = col2im(xp, gcols.reshape((C, KH, KW, N) + self.out_hw), self.xt.shape[2:],
-                         self.stride, self.dilation)
-            ph, pw = self.padding
+            xp.matmul(w2.swapaxes(1, 2), g2, out=gcols)
+            if flat:
+                Hp, Wp = self.padded_hw
+                gxt = col2im_flat(xp, gcols.reshape(C, KH * KW, -1), self.offsets, self.tail)
+                gxt = gxt[:, :N * Hp * Wp].reshape(C, N, Hp, Wp)
+            else:
+                gxt = col2im(xp, gcols.reshape((C, KH, KW, N) + self.out_hw), self.xt.shape[2:],
+                             self.stride, self.dilation)
             gx = xp.ascontiguousarray(gxt[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             gb = g.sum(axis=(0, 2, 3))
