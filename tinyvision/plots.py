@@ -1,0 +1,49 @@
+"""Plots of training runs: learning curves from a run's metrics.csv."""
+import csv
+import os
+
+
+def read_metrics(run_dir):
+    """The rows of RUN_DIR/metrics.csv as dicts of floats."""
+    path = os.path.join(run_dir, "metrics.csv")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no metrics.csv in {run_dir!r}: is it the --out folder of a training run?")
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+def plot_learning_curves(runs, path=None, x="epoch"):
+    """Loss and accuracy against ``x`` ('epoch' or 'wall_time') for one or more runs.
+
+    Args:
+        runs: a run folder, or a dict label -> run folder, to compare runs in one figure.
+        path: where to save the PNG (written atomically); None to only return the figure.
+    Returns:
+        the matplotlib Figure.
+    """
+    import matplotlib
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    runs = {os.path.basename(os.path.normpath(runs)): runs} if isinstance(runs, str) else dict(runs)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, run_dir in runs.items():
+        rows = read_metrics(run_dir)
+        xs = [r[x] / (60 if x == "wall_time" else 1) for r in rows]
+        line, = ax_loss.plot(xs, [r["train_loss"] for r in rows], label=f"{label} train")
+        ax_loss.plot(xs, [r["test_loss"] for r in rows], "--", color=line.get_color(), label=f"{label} test")
+        ax_acc.plot(xs, [r["train_acc"] for r in rows], color=line.get_color(), label=f"{label} train")
+        ax_acc.plot(xs, [r["test_acc"] for r in rows], "--", color=line.get_color(), label=f"{label} test")
+    xlabel = "wall time (min)" if x == "wall_time" else "epoch"
+    for ax, name in ((ax_loss, "cross-entropy loss"), (ax_acc, "accuracy")):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        tmp = f"{path}.tmp{os.getpid()}.png"
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+    return fig

@@ -1,0 +1,353 @@
+"""Training and evaluation: named recipes, a readable loop, checkpoints and exact resume.
+
+The loop is the one every deep-learning course draws:
+
+    for each epoch:
+        for each batch (x, y):
+            loss = cross_entropy(model(x), y)      forward
+            loss.backward()                         backward: dL/dtheta
+            clip_grad_norm_(params, c)              optional, the article's formula
+            optimizer.step(); scheduler.step()      theta <- theta - lr * update
+        evaluate on the test split, log, checkpoint
+
+Everything a run needs to continue bit for bit is in its checkpoint: model, optimizer and
+scheduler state, the data order and augmentation generator as they were at the start of the
+epoch, the model's random generator (dropout, stochastic depth), and the step within the
+epoch. Ctrl-C writes such a checkpoint before stopping; ``--resume RUN_DIR`` continues from it.
+"""
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import backend, data, metrics, models, optim
+from .ops import cross_entropy
+from .serialization import load, save
+from .tensor import Tensor, no_grad
+
+# Recipes the article suggests (section 5): ResNet with SGD + momentum + weight decay and a
+# decaying schedule; ViT with AdamW, warmup + cosine decay and label smoothing.
+RECIPES = {
+    "resnet_sgd": dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                       schedule="onecycle", warmup_epochs=0, label_smoothing=0.0, clip_grad=0.0,
+                       batch_size=128, augment="crop_flip"),
+    "vit_adamw": dict(optimizer="adamw", lr=1e-3, momentum=0.9, nesterov=False, weight_decay=0.05,
+                      schedule="cosine", warmup_epochs=3, label_smoothing=0.1, clip_grad=1.0,
+                      batch_size=128, augment="crop_flip"),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a run; fields left at None come from the model's recipe."""
+    model: str = "resnet20"
+    data: str = "datasets/cache/cifar10-jpeg.tar.gz"
+    out: str = "runs/resnet20"
+    epochs: int = 30
+    recipe: str = None
+    optimizer: str = None          # 'sgd' | 'adam' | 'adamw'
+    lr: float = None
+    momentum: float = None
+    nesterov: bool = None
+    weight_decay: float = None
+    schedule: str = None           # 'onecycle' | 'cosine' | 'step' | 'constant'
+    warmup_epochs: int = None
+    label_smoothing: float = None
+    clip_grad: float = None        # max global gradient norm; 0 = no clipping
+    batch_size: int = None
+    augment: str = None            # 'none' | 'flip' | 'crop_flip' | 'crop_flip_cutout'
+    device: str = "cpu"
+    seed: int = 0
+    subset: int = None             # train on the first K images of each class
+    test_subset: int = None        # evaluate on K images of each class
+    eval_batch_size: int = 500
+    tta_flip: bool = False         # average predictions over the image and its mirror
+    prefetch: int = 2
+    log_interval: int = 20
+    model_kwargs: dict = field(default_factory=dict)
+
+    def resolved(self):
+        """A copy with the recipe's values filled in where this config says None."""
+        recipe_name = self.recipe or models.get_default_cfg(self.model).get("recipe", "resnet_sgd")
+        if recipe_name not in RECIPES:
+            raise ValueError(f"unknown recipe {recipe_name!r}; choose from {sorted(RECIPES)}")
+        values = {k: (RECIPES[recipe_name][k] if v is None and k in RECIPES[recipe_name] else v)
+                  for k, v in dataclasses.asdict(self).items()}
+        values["recipe"] = recipe_name
+        return TrainConfig(**values)
+
+
+def build_transform(augment, mean, std):
+    """The batch transform for training ('augment') or evaluation ('none')."""
+    steps = []
+    if augment in ("crop_flip", "crop_flip_cutout"):
+        steps.append(data.RandomCrop(32, padding=4))
+    if augment in ("flip", "crop_flip", "crop_flip_cutout"):
+        steps.append(data.RandomHorizontalFlip())
+    elif augment != "none":
+        raise ValueError(f"unknown augmentation {augment!r}; choose none, flip, crop_flip, crop_flip_cutout")
+    steps += [data.ToTensor(), data.Normalize(mean, std)]
+    if augment == "crop_flip_cutout":
+        steps.append(data.Cutout(8))
+    return data.Compose(steps)
+
+
+def build_optimizer(model, cfg):
+    groups = optim.param_groups_weight_decay(model, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    if cfg.optimizer == "adam":
+        return optim.Adam(groups, lr=cfg.lr)
+    if cfg.optimizer == "adamw":
+        return optim.AdamW(groups, lr=cfg.lr)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose sgd, adam or adamw")
+
+
+def build_scheduler(optimizer, cfg, steps_per_epoch):
+    """A schedule stepped once per iteration, so that warmup and one-cycle are smooth."""
+    total = cfg.epochs * steps_per_epoch
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    if cfg.schedule == "onecycle":
+        return optim.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total)
+    if cfg.schedule == "cosine":
+        sched = optim.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup))
+    elif cfg.schedule == "step":  # /10 at 50% and 75% of training, as in the ResNet paper
+        sched = optim.MultiStepLR(optimizer, milestones=[total // 2, total * 3 // 4], gamma=0.1)
+    elif cfg.schedule == "constant":
+        sched = optim.StepLR(optimizer, step_size=max(1, total), gamma=1.0)
+    else:
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; choose onecycle, cosine, step, constant")
+    return optim.LinearWarmup(sched, warmup_steps=warmup) if warmup else sched
+
+
+def load_datasets(cfg):
+    train_set = data.CIFAR10(cfg.data, train=True)
+    test_set = data.CIFAR10(cfg.data, train=False)
+    if cfg.subset:
+        train_set = data.Subset(train_set, data.per_class_subset(train_set.targets, cfg.subset))
+    if cfg.test_subset:
+        test_set = data.Subset(test_set, data.per_class_subset(test_set.targets, cfg.test_subset))
+    return train_set, test_set
+
+
+@no_grad()
+def predict_logits(model, loader, tta_flip=False):
+    """Logits (N, K) and targets (N,) over a loader, in evaluation mode, as host arrays."""
+    was_training = model.training
+    model.eval()
+    outs, targets = [], []
+    for x, y in loader:
+        logits = model(x)
+        if tta_flip:
+            logits = (logits + model(x[:, :, :, ::-1])) * 0.5
+        outs.append(backend.to_numpy(logits.data))
+        targets.append(backend.to_numpy(y.data))
+    model.train(was_training)
+    return np.concatenate(outs), np.concatenate(targets)
+
+
+class Trainer:
+    """Trains ``cfg.model`` on CIFAR-10 as ``cfg`` says and writes the run to ``cfg.out``:
+    metrics.csv, history.json, config.json, last.tvz and best.tvz checkpoints."""
+
+    def __init__(self, cfg, progress=True):
+        self.cfg = cfg.resolved()
+        cfg = self.cfg
+        backend.manual_seed(cfg.seed)
+        self.device = backend.check_device(cfg.device)
+        self.progress = progress
+        self.train_set, self.test_set = load_datasets(cfg)
+        self.classes = list(self.train_set.classes)
+        self.model = models.create(cfg.model, num_classes=len(self.classes), **cfg.model_kwargs).to(self.device)
+        mean, std = self.model.default_cfg["mean"], self.model.default_cfg["std"]
+        self.train_loader = data.DataLoader(
+            self.train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, seed=cfg.seed,
+            transform=build_transform(cfg.augment, mean, std), device=self.device, prefetch=cfg.prefetch)
+        self.test_loader = data.DataLoader(
+            self.test_set, batch_size=cfg.eval_batch_size, transform=build_transform("none", mean, std),
+            device=self.device, prefetch=cfg.prefetch)
+        if len(self.train_loader) == 0:
+            raise ValueError(f"the training set has {len(self.train_set)} images, fewer than one batch "
+                             f"of {cfg.batch_size}; lower --batch-size or raise --subset")
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, len(self.train_loader))
+        self.epoch, self.step_in_epoch, self.history, self.best_acc = 0, 0, [], 0.0
+        self.loader_state = self.train_loader.state_dict()
+        os.makedirs(cfg.out, exist_ok=True)
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self):
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "loader": self.loader_state,
+            "rng": backend.get_rng_state(),
+            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+            "history": self.history, "best_acc": self.best_acc,
+            "config": dataclasses.asdict(self.cfg), "classes": self.classes,
+        }
+
+    def save_checkpoint(self, name):
+        path = os.path.join(self.cfg.out, name)
+        save(self.state_dict(), path)
+        return path
+
+    def load_state_dict(self, state):
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.loader_state = state["loader"]
+        backend.set_rng_state(state["rng"])
+        self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
+        self.history, self.best_acc = list(state["history"]), float(state["best_acc"])
+
+    @classmethod
+    def resume(cls, run_dir, progress=True, **overrides):
+        """Rebuild the trainer of ``run_dir`` from its last checkpoint, ready to continue."""
+        path = os.path.join(run_dir, "last.tvz")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no checkpoint to resume at {path}")
+        state = load(path)
+        config = dict(state["config"], **overrides)
+        trainer = cls(TrainConfig(**config), progress=progress)
+        trainer.load_state_dict(state)
+        return trainer
+
+    # ------------------------------------------------------------ the loop
+    def train_step(self, x, y):
+        """One optimisation step; returns the loss and the number of correct predictions as
+        arrays on the device (reading them would synchronise a GPU)."""
+        cfg = self.cfg
+        logits = self.model(x)
+        loss = cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if cfg.clip_grad:
+            optim.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
+        self.optimizer.step()
+        self.scheduler.step()
+        correct = (logits.data.argmax(axis=1) == y.data).sum()
+        return loss.data, correct
+
+    def train_one_epoch(self):
+        cfg = self.cfg
+        self.model.train()
+        self.train_loader.load_state_dict(self.loader_state)
+        batches = iter(self.train_loader)
+        for _ in range(self.step_in_epoch):  # resuming mid-epoch: replay the data order
+            next(batches)
+        total = len(self.train_loader)
+        bar = _progress(total, f"epoch {self.epoch + 1}/{cfg.epochs}", self.progress, initial=self.step_in_epoch)
+        loss_sum = correct_sum = 0.0
+        seen, start, pending = 0, time.perf_counter(), []
+        for x, y in batches:
+            loss, correct = self.train_step(x, y)
+            pending.append((loss, correct, len(y)))
+            self.step_in_epoch += 1
+            if len(pending) == cfg.log_interval or self.step_in_epoch == total:
+                # One host read per interval: on a GPU each read is a synchronisation.
+                losses = [float(l) for l, _, _ in pending]
+                if not all(math.isfinite(v) for v in losses):
+                    raise FloatingPointError(
+                        f"the loss became {losses[-1]} at epoch {self.epoch + 1}, step {self.step_in_epoch}; "
+                        "lower --lr, or clip gradients with --clip-grad 1.0")
+                loss_sum += sum(l * n for l, (_, _, n) in zip(losses, pending))
+                correct_sum += sum(float(c) for _, c, _ in pending)
+                seen += sum(n for _, _, n in pending)
+                bar.update(len(pending))
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct_sum / seen:.3f}",
+                                img_s=f"{seen / (time.perf_counter() - start):.0f}",
+                                lr=f"{self.optimizer.param_groups[0]['lr']:.3g}")
+                pending = []
+        bar.close()
+        elapsed = time.perf_counter() - start
+        return dict(train_loss=loss_sum / max(seen, 1), train_acc=correct_sum / max(seen, 1),
+                    epoch_time=elapsed, images_per_s=seen / max(elapsed, 1e-9))
+
+    def evaluate(self):
+        logits, targets = predict_logits(self.model, self.test_loader, self.cfg.tta_flip)
+        with no_grad():
+            loss = float(cross_entropy(Tensor(logits), Tensor(targets)).item())
+        return dict(test_loss=loss, test_acc=metrics.accuracy(logits, targets))
+
+    def fit(self):
+        """Train to ``cfg.epochs``; returns the history (one dict per epoch)."""
+        cfg = self.cfg
+        self._write_json("config.json", dataclasses.asdict(cfg))
+        wall = self.history[-1]["wall_time"] if self.history else 0.0
+        try:
+            while self.epoch < cfg.epochs:
+                t0 = time.perf_counter()
+                row = self.train_one_epoch()
+                row.update(self.evaluate())
+                wall += time.perf_counter() - t0
+                row.update(epoch=self.epoch + 1, lr=self.optimizer.param_groups[0]["lr"], wall_time=wall)
+                self.history.append(row)
+                self.epoch, self.step_in_epoch = self.epoch + 1, 0
+                self.loader_state = self.train_loader.state_dict()
+                if row["test_acc"] > self.best_acc:
+                    self.best_acc = row["test_acc"]
+                    self.save_checkpoint("best.tvz")
+                self.save_checkpoint("last.tvz")
+                self._write_metrics()
+                if self.progress:
+                    print(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+                          f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f} | "
+                          f"{row['images_per_s']:.0f} img/s | {wall / 60:.1f} min", flush=True)
+        except KeyboardInterrupt:
+            path = self.save_checkpoint("last.tvz")
+            print(f"\ninterrupted at epoch {self.epoch + 1}, step {self.step_in_epoch}; saved {path}. "
+                  f"Continue with: python -m tinyvision train --resume {cfg.out}", flush=True)
+            raise
+        return self.history
+
+    def _write_metrics(self):
+        keys = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time",
+                "images_per_s", "wall_time"]
+        _atomic_write(os.path.join(self.cfg.out, "metrics.csv"), lambda f: _write_csv(f, keys, self.history))
+        self._write_json("history.json", self.history)
+
+    def _write_json(self, name, obj):
+        _atomic_write(os.path.join(self.cfg.out, name), lambda f: json.dump(obj, f, indent=1))
+
+
+def _write_csv(f, keys, rows):
+    writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def _atomic_write(path, write):
+    """Write a text file through a temporary file and a rename: never half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        write(f)
+    os.replace(tmp, path)
+
+
+class _NoBar:
+    def update(self, n): pass
+    def set_postfix(self, **kw): pass
+    def close(self): pass
+
+
+def _progress(total, desc, enabled, initial=0):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, initial=initial, unit="batch", dynamic_ncols=True, leave=False)
+
+
+def load_checkpoint_model(path, device="cpu"):
+    """The model of a training checkpoint, in eval mode, with its config and class names."""
+    state = load(path)
+    cfg = TrainConfig(**state["config"])
+    model = models.create(cfg.model, num_classes=len(state["classes"]), **cfg.model_kwargs)
+    model.load_state_dict(state["model"])
+    return model.to(backend.check_device(device)).eval(), cfg, list(state["classes"])
