@@ -7,6 +7,7 @@ from .ops import (abs, cat, chunk, clip, concatenate, exp, flatten, gelu, log, l
                   sigmoid, softmax, split, sqrt, squeeze, stack, sum, swapaxes, tanh, transpose,
                   unsqueeze, var, where, pad)
 from .gradcheck import GradcheckError, gradcheck
+from . import nn
 
 float32 = backend.float32
 float64 = backend.float64
