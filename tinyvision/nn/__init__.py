@@ -1,6 +1,16 @@
 """Neural-network layers built on the functional ops (PyTorch's ``torch.nn`` names)."""
-from . import init
+from . import functional, init
 from .module import Module, Parameter
 from .container import Identity, ModuleDict, ModuleList, Sequential
 from .linear import Linear
 from .conv import Conv2d, ConvTranspose2d
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .dropout import Dropout
+from .flatten import Flatten
+from .sparse import Embedding
+from .upsampling import Upsample
+from .loss import CrossEntropyLoss, MSELoss
+
+# ---- attention and position embeddings (attention.py, position.py): added by their author ----
