@@ -8,6 +8,7 @@ from .ops import (abs, cat, chunk, clip, concatenate, exp, flatten, gelu, log, l
                   unsqueeze, var, where, pad)
 from .gradcheck import GradcheckError, gradcheck
 from . import nn
+from .serialization import load, save
 
 float32 = backend.float32
 float64 = backend.float64
