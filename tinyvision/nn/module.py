@@ -158,16 +158,18 @@ class Module:
         self._modules[name] = module
 
     # ------------------------------------------------------------ traversal
-    def named_modules(self, prefix="", memo=None):
-        """(name, module) for this module and every descendant, each module once."""
+    def named_modules(self, prefix="", memo=None, remove_duplicate=True):
+        """(name, module) for this module and every descendant; a module reachable by two
+        paths appears once, unless remove_duplicate=False (then once per path)."""
         memo = set() if memo is None else memo
-        if id(self) in memo:
-            return
-        memo.add(id(self))
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
             if child is not None:
-                yield from child.named_modules(prefix + ("." if prefix else "") + name, memo)
+                yield from child.named_modules(prefix + ("." if prefix else "") + name, memo, remove_duplicate)
 
     def modules(self):
         for _, m in self.named_modules():
@@ -291,7 +293,7 @@ class Module:
         """Name -> Tensor of every parameter and persistent buffer (shared ones under each
         name, as PyTorch does), in registration order."""
         out = OrderedDict()
-        for prefix, m in self.named_modules():
+        for prefix, m in self.named_modules(remove_duplicate=False):
             dot = prefix + "." if prefix else ""
             for name, p in m._parameters.items():
                 if p is not None:
