@@ -179,14 +179,15 @@ class Where(Function):
 
 
 class ReLU(Function):
-    """y = max(a, 0);  dL/da = g * [a > 0]."""
+    """y = max(a, 0);  dL/da = g * [y > 0]. Backward reads the mask off the output, which
+    the next layer keeps alive anyway, so no mask array is saved."""
 
     def forward(self, a):
-        self.mask = a > 0
-        return a * self.mask
+        self.y = self.xp.maximum(a, 0)
+        return self.y
 
     def backward(self, g):
-        return g * self.mask
+        return g * (self.y > 0)
 
 
 class LeakyReLU(Function):
