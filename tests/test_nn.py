@@ -94,7 +94,7 @@ def test_to_dtype_moves_arrays_in_place():
 
 def test_float32_in_float32_out():
     x = tv.randn(2, 3, 8, 8)
-    m = _every_layer_model()
+    m = every_layer_model()
     assert m(x).dtype == np.float32
     assert all(p.dtype == np.float32 for p in m.parameters())
 
@@ -470,9 +470,32 @@ def gradcheck_module(module, *inputs):
             m._parameters[name] = p
 
 
-def _every_layer_model():
+def every_layer_model():
     return nn.Sequential(
         nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
         nn.ConvTranspose2d(4, 4, 2, stride=2), nn.AvgPool2d(2), nn.Upsample(scale_factor=2, mode="bilinear"),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.1), nn.Linear(4, 6), nn.LayerNorm(6),
         nn.BatchNorm1d(6), nn.GELU(), nn.Linear(6, 3), nn.Softmax(dim=1))
+
+
+@pytest.mark.gpu
+def test_cuda_round_trip():
+    m = every_layer_model()
+    params = list(m.parameters())
+    m.to("cuda")
+    assert all(p.device == "cuda" for p in m.parameters()) and list(m.parameters()) == params
+    assert m[1].running_mean.device == "cuda"
+    x = tv.randn(2, 3, 8, 8, device="cuda")
+    m(x).sum().backward()
+    assert m[0].weight.grad.device == "cuda"
+    sd = m.state_dict()
+    assert all(isinstance(v, np.ndarray) for v in sd.values())
+    cpu = every_layer_model()
+    cpu.load_state_dict(sd)
+    m.eval(), cpu.eval()
+    np.testing.assert_allclose(m(x).numpy(), cpu(tv.tensor(x.numpy())).numpy(), rtol=1e-4, atol=1e-5)
+    w = nn.Parameter(tv.zeros(64, 32, device="cuda"))
+    nn.init.trunc_normal_(w, std=1.0, a=-0.5, b=1.0)
+    assert w.device == "cuda" and w.dtype == np.float32 and float(w.data.min()) >= -0.5
+    emb = nn.Embedding(5, 3).to("cuda")
+    assert emb(tv.tensor(np.array([1, 1, 4]), device="cuda")).shape == (3, 3)
