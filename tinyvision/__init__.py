@@ -8,6 +8,8 @@ from .ops import (abs, cat, chunk, clip, concatenate, exp, flatten, gelu, log, l
                   unsqueeze, var, where, pad)
 from .gradcheck import GradcheckError, gradcheck
 from . import nn
+from . import models
+from .models.summary import summary
 from .serialization import load, save
 
 float32 = backend.float32
