@@ -129,7 +129,8 @@ def save_pretrained(model, path, metadata=None):
     header. The file is written to a temporary name and renamed over ``path`` (atomic), so
     an interrupted save never leaves a truncated file."""
     st = _safetensors_numpy()
-    tensors = {k: np.ascontiguousarray(v, dtype=np.float32 if v.dtype.kind == "f" else v.dtype)
+    # astype(order="C"), not ascontiguousarray, which would turn 0-d counters into shape (1,)
+    tensors = {k: v.astype(np.float32 if v.dtype.kind == "f" else v.dtype, order="C", copy=False)
                for k, v in model.state_dict().items()}
     path = os.fspath(path)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
