@@ -222,10 +222,22 @@ def erf(x):
         return cupyx.scipy.special.erf(x)
     if x.dtype == np.float64:
         return np.vectorize(math.erf, otypes=[np.float64])(x)
-    ax = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * ax)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return np.sign(x) * (1.0 - poly * np.exp(-ax * ax))
+    # Evaluated in place on two buffers: this runs on every MLP activation of a ViT, and
+    # a dozen fresh temporaries cost more than the arithmetic.
+    t = np.abs(x)
+    e = np.multiply(t, t)
+    np.negative(e, out=e)
+    np.exp(e, out=e)                                   # exp(-x^2)
+    t *= 0.3275911
+    t += 1.0
+    np.reciprocal(t, out=t)                            # t = 1 / (1 + p|x|)
+    poly = t * 1.061405429
+    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += c
+        poly *= t
+    poly *= e
+    np.subtract(1.0, poly, out=poly)
+    return np.copysign(poly, x, out=poly)
 
 
 class GELU(Function):
