@@ -14,3 +14,6 @@ from .upsampling import Upsample
 from .loss import CrossEntropyLoss, MSELoss
 
 # ---- attention and position embeddings (attention.py, position.py): added by their author ----
+from .attention import MultiheadSelfAttention, scaled_dot_product_attention
+from .position import (LearnedPositionEmbedding, RelativePositionBias, SinCosPositionEmbedding1d,
+                       SinCosPositionEmbedding2d, relative_position_index, sincos_1d, sincos_2d)
