@@ -7,7 +7,7 @@ The h per-head projections W_i^Q, W_i^K, W_i^V (D x d_k each, d_k = D / h) are t
 blocks of one (D x 3D) matrix, applied as one Linear ``qkv``; W_O is the Linear ``proj``.
 """
 from .. import ops
-from ..ops.attention import scaled_dot_product_attention
+from ..ops.attention import as_mask, scaled_dot_product_attention
 from .dropout import Dropout
 from .linear import Linear
 from .module import Module
@@ -58,6 +58,7 @@ class MultiheadSelfAttention(Module):
         # every head's Q, K and V (the 3D outputs are ordered [q heads | k heads | v heads]).
         qkv = ops.permute(ops.reshape(self.qkv(x), B, N, 3, self.num_heads, self.head_dim), 2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
+        mask = as_mask(mask, x.device)
         if self.rel_pos_bias is not None:
             rel = self.rel_pos_bias()
             bias = rel if bias is None else rel + bias

@@ -105,11 +105,20 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, training=Fal
                          f"size d, k and v {v.shape} the same number of keys Nk")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"attention dropout probability must be in [0, 1), got {dropout_p}")
-    if mask is not None:
-        mask = mask.data if isinstance(mask, Tensor) else mask
-        if mask.dtype != np.bool_:
-            raise TypeError(f"attention mask must be boolean (True = attend), got dtype {mask.dtype}")
+    mask = as_mask(mask, q.device)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     inputs = (q, k, v) if bias is None else (q, k, v, bias)
     return ScaledDotProductAttention.apply(*inputs, mask=mask, scale=scale,
                                            dropout_p=float(dropout_p) if training else 0.0)
+
+
+def as_mask(mask, device):
+    """An attention mask (Tensor, array or nested list; None passes) as a boolean array on
+    ``device``: a host mask for GPU tensors is copied over once here, not inside the op."""
+    if mask is None:
+        return None
+    mask = mask.data if isinstance(mask, Tensor) else mask
+    mask = backend.to_device(mask if hasattr(mask, "dtype") else np.asarray(mask), device)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"attention mask must be boolean (True = attend), got dtype {mask.dtype}")
+    return mask
