@@ -10,8 +10,8 @@ from .registry import create, get_default_cfg, is_model, list_models, register_m
 from .resnet import (BasicBlock, Bottleneck, PadShortcut, ResNet, plain20, plain32, plain44, plain56,
                      plain110, resnet18, resnet20, resnet32, resnet34, resnet44, resnet50, resnet56,
                      resnet110)
-from .vit import (Attention, Block, DropPath, Mlp, PatchEmbed, VisionTransformer, resample_pos_embed,
-                  sincos_pos_embed_2d, vit_base_patch16_224, vit_cifar_small, vit_cifar_tiny, vit_lite_7_4,
+from .vit import (Block, DropPath, Mlp, PatchEmbed, VisionTransformer, resample_pos_embed,
+                  vit_base_patch16_224, vit_cifar_small, vit_cifar_tiny, vit_lite_7_4,
                   vit_small_patch16_224, vit_tiny_patch16_224)
 from .pretrained import load_pretrained, save_pretrained, torchvision_vit_to_timm
 from .finetune import freeze, unfreeze

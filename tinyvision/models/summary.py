@@ -7,7 +7,7 @@ performs. Multiply-adds (MACs) are counted where the arithmetic is, for the whol
     Conv2d           N Ho Wo C_out (C_in / groups) KH KW
     ConvTranspose2d  N H W C_in (C_out / groups) KH KW
     Linear           (number of vectors) in_features out_features     (per token for (B, N, D))
-    Attention        2 B heads N^2 d = 2 B N^2 D   (Q K^T and A V; its qkv and proj are Linears)
+    MultiheadSelfAttention 2 B heads N^2 d = 2 B N^2 D   (Q K^T and A V; its qkv and proj are Linears)
 
 Normalisation, activations, pooling and additions are not counted (they are O(activations),
 not O(activations x fan-in)). ResNet-20 on one 32x32 image: 40.55M MACs (tools that also
@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import backend, nn
 from ..tensor import Tensor, no_grad
-from .vit import Attention
+from ..nn import MultiheadSelfAttention
 
 
 def _macs(module, args, out):
@@ -30,7 +30,7 @@ def _macs(module, args, out):
         return args[0].size * (module.out_channels // module.groups) * KH * KW
     if isinstance(module, nn.Linear):
         return out.size * module.in_features
-    if isinstance(module, Attention):
+    if isinstance(module, MultiheadSelfAttention):
         B, N, D = args[0].shape
         return 2 * B * N * N * D
     return 0

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import backend, nn, ops
 from ..nn.module import new_parameter
+from ..nn.position import sincos_2d
 from ..ops.resize import interpolate
 from ..tensor import Tensor, no_grad
 from .registry import cifar_cfg, imagenet_cfg, register_model
@@ -57,43 +58,6 @@ class PatchEmbed(nn.Module):
 
 def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention with a fused qkv projection:
-
-        [Q, K, V] = x W_qkv^T + b_qkv,   split into h heads of d = D / h features
-        A_i = softmax(Q_i K_i^T / sqrt(d))          (B, h, N, N): row n = where token n looks
-        y   = concat_i(A_i V_i) W_proj^T + b_proj
-
-    The 1/sqrt(d) keeps the logits' variance at about 1 whatever d, so that the softmax does
-    not saturate at initialisation.
-
-    Shapes: x (B, N, D) -> y (B, N, D); with return_attention, also A (B, h, N, N).
-    """
-
-    def __init__(self, dim, num_heads=8, qkv_bias=True, attn_drop=0.0, proj_drop=0.0):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
-        self.scale = self.head_dim ** -0.5
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
-
-    def forward(self, x, return_attention=False):
-        B, N, D = x.shape
-        qkv = ops.permute(ops.reshape(self.qkv(x), B, N, 3, self.num_heads, self.head_dim), 2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]                              # (B, h, N, d) each
-        attn = ops.softmax(ops.matmul(q * self.scale, ops.transpose(k, -2, -1)), axis=-1)
-        out = ops.matmul(self.attn_drop(attn), v)                     # (B, h, N, d)
-        out = self.proj_drop(self.proj(ops.reshape(ops.transpose(out, 1, 2), B, N, D)))
-        return (out, attn) if return_attention else out
-
-    def extra_repr(self):
-        return f"dim={self.dim}, num_heads={self.num_heads}"
 
 
 class Mlp(nn.Module):
@@ -157,7 +121,8 @@ class Block(nn.Module):
                  drop_path=0.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
+        self.attn = nn.MultiheadSelfAttention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop,
+                                               proj_drop=drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
@@ -169,25 +134,6 @@ class Block(nn.Module):
         x = x + self.drop_path(y)
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         return (x, attn) if return_attention else x
-
-
-def sincos_pos_embed_2d(embed_dim, grid_size, num_prefix_tokens=1):
-    """Fixed 2-D sine-cosine position embeddings (MAE's): half the features encode the row,
-    half the column, each as sin/cos of the coordinate at D/4 frequencies 1 / 10000^(k / (D/4)).
-    Prefix (class) tokens get zeros. Returns a float32 array (1, num_prefix_tokens + gh gw, D)."""
-    if embed_dim % 4:
-        raise ValueError(f"2-D sine-cosine position embeddings need embed_dim divisible by 4, got {embed_dim}")
-    gh, gw = grid_size
-    omega = 1.0 / 10000 ** (np.arange(embed_dim // 4) / (embed_dim / 4))
-    rows, cols = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")
-
-    def encode(pos):
-        angles = pos.reshape(-1, 1) * omega                           # (N, D/4)
-        return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
-
-    grid = np.concatenate([encode(rows), encode(cols)], axis=1)        # (N, D)
-    out = np.concatenate([np.zeros((num_prefix_tokens, embed_dim)), grid], axis=0)
-    return out[None].astype(np.float32)
 
 
 def resample_pos_embed(pos_embed, new_grid, old_grid=None, num_prefix_tokens=1):
@@ -250,8 +196,9 @@ class VisionTransformer(nn.Module):
             self.pos_embed = nn.init.trunc_normal_(new_parameter((1, num_tokens, embed_dim)), std=0.02)
         else:
             xp = backend.xp_for(backend.get_default_device())
-            self.register_buffer("pos_embed", xp.asarray(
-                sincos_pos_embed_2d(embed_dim, self.patch_embed.grid_size, self.num_prefix_tokens)))
+            codes = sincos_2d(self.patch_embed.grid_size, embed_dim)         # class token: zeros
+            codes = np.concatenate([np.zeros((self.num_prefix_tokens, embed_dim), np.float32), codes])
+            self.register_buffer("pos_embed", xp.asarray(codes[None]))
         self.pos_drop = nn.Dropout(drop_rate)
         rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.Sequential(*[
