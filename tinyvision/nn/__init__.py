@@ -17,3 +17,4 @@ from .loss import CrossEntropyLoss, MSELoss
 from .attention import MultiheadSelfAttention, scaled_dot_product_attention
 from .position import (LearnedPositionEmbedding, RelativePositionBias, SinCosPositionEmbedding1d,
                        SinCosPositionEmbedding2d, relative_position_index, sincos_1d, sincos_2d)
+from . import utils
