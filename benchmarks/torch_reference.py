@@ -1,7 +1,7 @@
 """The benchmark models rebuilt in PyTorch (optional; only for --vs-torch comparisons).
 
 Same architectures as tinyvision's: CIFAR ResNets with option-A shortcuts, and a pre-norm
-ViT with a class token, learned position embeddings, fused qkv and a GELU MLP.
+ViT with a class token, learned position embeddings, fused qkv and a tanh-GELU MLP.
 """
 import torch
 import torch.nn as nn
@@ -58,7 +58,7 @@ class Block(nn.Module):
         q, k, v = self.qkv(self.norm1(x)).reshape(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         a = torch.softmax(q @ k.transpose(-2, -1) * (D // self.heads) ** -0.5, dim=-1)
         x = x + self.proj((a @ v).transpose(1, 2).reshape(B, N, D))
-        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x)), approximate="tanh"))
 
 
 class ViT(nn.Module):

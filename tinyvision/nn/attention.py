@@ -7,7 +7,7 @@ The h per-head projections W_i^Q, W_i^K, W_i^V (D x d_k each, d_k = D / h) are t
 blocks of one (D x 3D) matrix, applied as one Linear ``qkv``; W_O is the Linear ``proj``.
 """
 from .. import ops
-from ..ops.attention import as_mask, scaled_dot_product_attention
+from ..ops.attention import PackedSelfAttention, as_mask, scaled_dot_product_attention
 from .dropout import Dropout
 from .linear import Linear
 from .module import Module
@@ -57,16 +57,16 @@ class MultiheadSelfAttention(Module):
         # (B, N, 3D) -> (B, N, 3, h, d) -> (3, B, h, N, d): one reshape and one permute give
         # every head's Q, K and V (the 3D outputs are ordered [q heads | k heads | v heads]).
         qkv = ops.permute(ops.reshape(self.qkv(x), B, N, 3, self.num_heads, self.head_dim), 2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
         mask = as_mask(mask, x.device)
         if self.rel_pos_bias is not None:
             rel = self.rel_pos_bias()
             bias = rel if bias is None else rel + bias
         if return_attention:
-            out, attn = self._composed(q, k, v, mask, bias)
+            out, attn = self._composed(qkv[0], qkv[1], qkv[2], mask, bias)
         else:
-            out = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias, scale=self.scale,
-                                               dropout_p=self.attn_drop.p, training=self.training)
+            inputs = (qkv,) if bias is None else (qkv, bias)
+            out = PackedSelfAttention.apply(*inputs, mask=mask, scale=self.scale,
+                                            dropout_p=self.attn_drop.p if self.training else 0.0)
         # Concat(head_1..head_h): (B, h, N, d) -> (B, N, h, d) -> (B, N, D), then W_O.
         out = self.proj_drop(self.proj(ops.reshape(ops.transpose(out, 1, 2), B, N, D)))
         return (out, attn) if return_attention else out
