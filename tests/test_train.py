@@ -1,0 +1,129 @@
+"""End to end: train a tiny model for a few steps on a generated CIFAR-format fixture; the loss
+falls, a resumed run continues exactly where it stopped, and eval, predict and plot work."""
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tinyvision as tv
+from tinyvision.train import Trainer, TrainConfig
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def write_cifar_batches(root, n_train=200, n_test=100, seed=0):
+    """A cifar-10-batches-py folder in the official format, with learnable images: each class
+    has its own mean colour plus noise."""
+    rng = np.random.default_rng(seed)
+    folder = os.path.join(root, "cifar-10-batches-py")
+    os.makedirs(folder, exist_ok=True)
+    colours = rng.integers(30, 225, size=(10, 3))
+
+    def batch(n, label_name):
+        labels = rng.integers(0, 10, n)
+        imgs = colours[labels][:, :, None, None] + rng.normal(0, 25, size=(n, 3, 32, 32))
+        data = np.clip(imgs, 0, 255).astype(np.uint8).reshape(n, 3072)
+        return {b"batch_label": label_name.encode(), b"labels": labels.tolist(), b"data": data,
+                b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
+
+    per = n_train // 5
+    for i in range(1, 6):
+        with open(os.path.join(folder, f"data_batch_{i}"), "wb") as f:
+            pickle.dump(batch(per, f"training batch {i} of 5"), f)
+    with open(os.path.join(folder, "test_batch"), "wb") as f:
+        pickle.dump(batch(n_test, "testing batch 1 of 1"), f)
+    with open(os.path.join(folder, "batches.meta"), "wb") as f:
+        pickle.dump({b"label_names": [c.encode() for c in CLASSES], b"num_cases_per_batch": per}, f)
+    return folder
+
+
+@pytest.fixture
+def cifar_dir(tmp_path):
+    return write_cifar_batches(str(tmp_path / "data"))
+
+
+def config(cifar_dir, out, **kw):
+    base = dict(model="vit_cifar_tiny", data=cifar_dir, out=str(out), epochs=2, batch_size=25,
+                lr=3e-3, warmup_epochs=0, prefetch=0, eval_batch_size=50, log_interval=2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_loss_falls_and_writes_the_run(cifar_dir, tmp_path):
+    trainer = Trainer(config(cifar_dir, tmp_path / "run", epochs=3), progress=False)
+    history = trainer.fit()
+    assert len(history) == 3
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    for name in ("metrics.csv", "history.json", "config.json", "last.tvz", "best.tvz"):
+        assert os.path.exists(tmp_path / "run" / name), name
+    assert all(np.isfinite(h["test_acc"]) for h in history)
+
+
+def test_resume_after_interruption_is_exact(cifar_dir, tmp_path, monkeypatch):
+    straight = Trainer(config(cifar_dir, tmp_path / "a", model="resnet20", lr=0.05), progress=False)
+    straight.fit()
+    expected = straight.model.state_dict()
+
+    interrupted = Trainer(config(cifar_dir, tmp_path / "b", model="resnet20", lr=0.05), progress=False)
+    calls = {"n": 0}
+    original = Trainer.train_step
+
+    def flaky(self, x, y):
+        calls["n"] += 1
+        if calls["n"] == 11:  # epoch 2, step 3 of 8: as if Ctrl-C arrived
+            raise KeyboardInterrupt
+        return original(self, x, y)
+
+    monkeypatch.setattr(Trainer, "train_step", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit()
+    monkeypatch.setattr(Trainer, "train_step", original)
+    resumed = Trainer.resume(str(tmp_path / "b"), progress=False)
+    assert (resumed.epoch, resumed.step_in_epoch) == (1, 2)
+    resumed.fit()
+    got = resumed.model.state_dict()
+    for k in expected:
+        np.testing.assert_array_equal(got[k], expected[k], err_msg=k)
+    assert len(resumed.history) == 2
+
+
+def test_nan_loss_stops_with_a_clear_error(cifar_dir, tmp_path):
+    trainer = Trainer(config(cifar_dir, tmp_path / "nan", lr=1e6, clip_grad=0.0, label_smoothing=0.0),
+                      progress=False)
+    with pytest.raises(FloatingPointError, match="lower --lr"):
+        trainer.fit()
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "tinyvision", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_train_eval_predict_plot(cifar_dir, tmp_path):
+    out = tmp_path / "cli_run"
+    r = run_cli("train", "--model", "vit_cifar_tiny", "--data", cifar_dir, "--epochs", "1",
+                "--batch-size", "25", "--out", str(out), "--no-progress", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "best test accuracy" in r.stdout
+    r = run_cli("eval", str(out / "best.tvz"), "--data", cifar_dir, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "accuracy" in r.stdout and "airplane" in r.stdout
+    assert (out / "confusion_matrix.png").exists()
+    from PIL import Image
+    img = tmp_path / "img.png"
+    Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(img)
+    r = run_cli("predict", str(out / "best.tvz"), str(img), cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert str(img) in r.stdout and r.stdout.count(",") >= 4  # top-5 with class names
+    r = run_cli("plot", str(out), cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert (out / "learning_curves.png").exists()
+
+
+def test_cli_help_for_every_command(tmp_path):
+    for cmd in ("train", "eval", "predict", "plot", "models"):
+        r = run_cli(cmd, "--help", cwd=str(tmp_path))
+        assert r.returncode == 0 and "usage" in r.stdout, (cmd, r.stderr)

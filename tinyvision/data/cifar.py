@@ -1,0 +1,197 @@
+"""CIFAR-10 (Krizhevsky 2009): 50,000 training and 10,000 test images, 32x32 RGB, 10 classes.
+
+Accepted sources (``root``):
+- the official python version, ``cifar-10-python.tar.gz``, or a folder holding it;
+- its extracted ``cifar-10-batches-py/`` folder (pickled dicts: b'data' uint8 (10000, 3072)
+  stored channel-major, row-major inside each channel; b'labels' a list of ints);
+- a JPEG/PNG copy laid out as ``train/<class>/*`` and ``test/<class>/*``, as a folder or a
+  .tar.gz (for example the packed cifar10-jpeg.tar.gz).
+
+Decoded arrays are cached once as ``.npz`` (no pickle) keyed on the source's path, size and
+modification time, so the next load reads two arrays instead of 60,000 files.
+"""
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+import zlib
+
+import numpy as np
+
+from .folder import read_image_folder
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+MD5 = "c58f30108f718f92721af3b95e74349a"
+ARCHIVE = "cifar-10-python.tar.gz"
+_TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Admits only what a CIFAR batch is made of (dicts, lists, bytes and NumPy arrays):
+    a pickle that names any other callable is refused before it can run."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR batch holds only "
+                                     "dicts, lists, bytes and arrays")
+
+
+def load_batch(raw, name):
+    """One pickled batch -> (images uint8 (N, 32, 32, 3), labels int64 (N,))."""
+    try:
+        d = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
+        data = np.asarray(d[b"data"], dtype=np.uint8)
+        labels = np.asarray(d[b"labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"CIFAR batch {name!r} is corrupt or not a CIFAR-10 batch "
+                         f"(expected a pickled dict with b'data' and b'labels'): {exc}") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise ValueError(f"CIFAR batch {name!r}: expected data (N, 3072) and N labels, got "
+                         f"{data.shape} and {len(labels)}")
+    # rows are [R plane | G plane | B plane] of 32x32 each -> (N, 3, 32, 32) -> (N, 32, 32, 3)
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
+
+
+def _read_official(source):
+    """{'train': (x, y), 'test': (x, y)} from the tarball or the extracted folder."""
+    if os.path.isdir(source):
+        def read(name):
+            path = os.path.join(source, name)
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"missing CIFAR-10 batch {path}")
+            with open(path, "rb") as f:
+                return f.read()
+    else:
+        try:
+            tar = tarfile.open(source, "r:gz")
+            members = {os.path.basename(m.name): m for m in tar.getmembers() if m.isfile()}
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise ValueError(f"{source!r} is not a readable cifar-10-python.tar.gz ({exc}); "
+                             "delete it and download again") from None
+
+        def read(name):
+            if name not in members:
+                raise ValueError(f"{source!r} has no member {name}: not the CIFAR-10 python version")
+            try:
+                return tar.extractfile(members[name]).read()
+            except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+                raise ValueError(f"{source!r} is truncated or corrupt while reading {name}: {exc}") from None
+    train = [load_batch(read(n), n) for n in _TRAIN_BATCHES]
+    test = load_batch(read("test_batch"), "test_batch")
+    return {"train": (np.concatenate([b[0] for b in train]), np.concatenate([b[1] for b in train])),
+            "test": test}
+
+
+def _read_image_copy(source):
+    out = {}
+    for split in ("train", "test"):
+        data, targets, classes = read_image_folder(source, split)
+        if tuple(classes) != CLASSES:
+            raise ValueError(f"{source!r}/{split}: expected the 10 CIFAR-10 class folders {CLASSES}, "
+                             f"found {classes}")
+        out[split] = (data, targets)
+    return out
+
+
+def locate(root):
+    """(kind, path) of the CIFAR-10 source under ``root``: 'official' or 'images'."""
+    if not os.path.exists(root):
+        raise FileNotFoundError(
+            f"CIFAR-10 not found at {root!r}: pass the official {ARCHIVE}, its extracted "
+            "cifar-10-batches-py folder, or a JPEG copy with train/<class>/ and test/<class>/ "
+            "(see datasets/README.md), or use download=True")
+    if os.path.isdir(root):
+        for candidate in (os.path.join(root, "cifar-10-batches-py"), root):
+            if os.path.exists(os.path.join(candidate, "data_batch_1")):
+                return "official", candidate
+        if os.path.exists(os.path.join(root, ARCHIVE)):
+            return "official", os.path.join(root, ARCHIVE)
+        return "images", root
+    with open(root, "rb") as f:
+        if f.read(2) != b"\x1f\x8b":
+            raise ValueError(f"{root!r} is not a .tar.gz archive")
+    try:
+        with tarfile.open(root, "r:gz") as tar:
+            first = tar.next()
+            while first is not None and not first.isfile():
+                first = tar.next()
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise ValueError(f"{root!r} is truncated or corrupt: {exc}") from None
+    if first is not None and "cifar-10-batches-py" in first.name:
+        return "official", root
+    return "images", root
+
+
+def _cache_path(path, cache_dir):
+    st = os.stat(path)
+    key = hashlib.sha1(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    name = f"cifar10-{key}.npz"
+    for folder in ([cache_dir] if cache_dir else
+                   [os.path.join(os.path.dirname(os.path.abspath(path)), ".tinyvision-cache"),
+                    os.path.join(os.path.expanduser("~"), ".cache", "tinyvision")]):
+        try:
+            os.makedirs(folder, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                return os.path.join(folder, name)
+        except OSError:
+            continue
+    return None
+
+
+def load_cifar10(root, cache_dir=None):
+    """Both splits as uint8 arrays, decoded once and cached: {'train': (x, y), 'test': (x, y)}."""
+    kind, path = locate(root)
+    cache = _cache_path(path, cache_dir)
+    if cache and os.path.exists(cache):
+        with np.load(cache, allow_pickle=False) as z:
+            return {s: (z[f"{s}_x"], z[f"{s}_y"]) for s in ("train", "test")}
+    splits = _read_official(path) if kind == "official" else _read_image_copy(path)
+    if cache:
+        tmp = f"{cache}.tmp{os.getpid()}.npz"
+        np.savez(tmp, **{f"{s}_{k}": a for s, (x, y) in splits.items() for k, a in (("x", x), ("y", y))})
+        os.replace(tmp, cache)
+    return splits
+
+
+class CIFAR10:
+    """CIFAR-10 in memory: ``data`` uint8 (N, 32, 32, 3), ``targets`` int64 (N,), ``classes``.
+
+    Args:
+        root: the data's location (see the module docstring); with download=True, a folder to
+            download the official archive into.
+        train: the 50,000 training images, else the 10,000 test images.
+        download: fetch the official archive into ``root`` if it is not there (md5-checked).
+        transform: applied to single images by ``dataset[i]`` (the DataLoader applies its
+            own batch transform to many at once).
+        cache_dir: where decoded arrays are cached (default: next to the source, else
+            ~/.cache/tinyvision).
+    """
+
+    classes = CLASSES
+
+    def __init__(self, root, train=True, download=False, transform=None, cache_dir=None):
+        if download:
+            from .download import download_url
+            os.makedirs(root, exist_ok=True)
+            if not os.path.exists(os.path.join(root, ARCHIVE)):
+                download_url(URL, os.path.join(root, ARCHIVE), md5=MD5)
+        self.root, self.train, self.transform = root, train, transform
+        self.data, self.targets = load_cifar10(root, cache_dir)["train" if train else "test"]
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        img = self.data[i]
+        return (self.transform(img) if self.transform else img), int(self.targets[i])
+
+    def __repr__(self):
+        return f"CIFAR10(root={self.root!r}, split={'train' if self.train else 'test'}, n={len(self)})"
