@@ -1,44 +1,14 @@
 """End to end: train a tiny model for a few steps on a generated CIFAR-format fixture; the loss
 falls, a resumed run continues exactly where it stopped, and eval, predict and plot work."""
 import os
-import pickle
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-import tinyvision as tv
+from cifar_fixture import write_cifar_batches
 from tinyvision.train import Trainer, TrainConfig
-
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-def write_cifar_batches(root, n_train=200, n_test=100, seed=0):
-    """A cifar-10-batches-py folder in the official format, with learnable images: each class
-    has its own mean colour plus noise."""
-    rng = np.random.default_rng(seed)
-    folder = os.path.join(root, "cifar-10-batches-py")
-    os.makedirs(folder, exist_ok=True)
-    colours = rng.integers(30, 225, size=(10, 3))
-
-    def batch(n, label_name):
-        labels = rng.integers(0, 10, n)
-        imgs = colours[labels][:, :, None, None] + rng.normal(0, 25, size=(n, 3, 32, 32))
-        data = np.clip(imgs, 0, 255).astype(np.uint8).reshape(n, 3072)
-        return {b"batch_label": label_name.encode(), b"labels": labels.tolist(), b"data": data,
-                b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
-
-    per = n_train // 5
-    for i in range(1, 6):
-        with open(os.path.join(folder, f"data_batch_{i}"), "wb") as f:
-            pickle.dump(batch(per, f"training batch {i} of 5"), f)
-    with open(os.path.join(folder, "test_batch"), "wb") as f:
-        pickle.dump(batch(n_test, "testing batch 1 of 1"), f)
-    with open(os.path.join(folder, "batches.meta"), "wb") as f:
-        pickle.dump({b"label_names": [c.encode() for c in CLASSES], b"num_cases_per_batch": per}, f)
-    return folder
-
 
 @pytest.fixture
 def cifar_dir(tmp_path):

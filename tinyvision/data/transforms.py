@@ -80,9 +80,10 @@ class RandomHorizontalFlip:
 
 
 class RandomRotation:
-    """Rotate each image by an angle drawn uniformly from [-degrees, degrees] about its centre
-    (nearest-neighbour sampling; pixels from outside the image are 0). For output pixel p the
-    source is R(-theta) (p - c) + c, computed for the whole batch in one gather."""
+    """Rotate each image by an angle drawn uniformly from [-degrees, degrees] about its centre,
+    counter-clockwise as displayed for positive angles (nearest-neighbour sampling; pixels from
+    outside the image are 0). With (y, x) measured from the centre c, output pixel p reads the
+    source at (y cos t + x sin t, -y sin t + x cos t) + c, for the whole batch in one gather."""
 
     def __init__(self, degrees):
         self.degrees = degrees
@@ -95,8 +96,8 @@ class RandomRotation:
         cy, cx = (H - 1) / 2.0, (W - 1) / 2.0
         yy, xx = xp.meshgrid(xp.arange(H) - cy, xp.arange(W) - cx, indexing="ij")
         cos, sin = xp.cos(theta)[:, None, None], xp.sin(theta)[:, None, None]
-        sy = xp.rint(cos * yy - sin * xx + cy).astype(np.int64)
-        sx = xp.rint(sin * yy + cos * xx + cx).astype(np.int64)
+        sy = xp.rint(cos * yy + sin * xx + cy).astype(np.int64)
+        sx = xp.rint(-sin * yy + cos * xx + cx).astype(np.int64)
         inside = (sy >= 0) & (sy < H) & (sx >= 0) & (sx < W)
         out = x[xp.arange(N)[:, None, None], xp.clip(sy, 0, H - 1), xp.clip(sx, 0, W - 1)]
         out = out * inside[..., None].astype(out.dtype)

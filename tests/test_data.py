@@ -1,0 +1,297 @@
+"""Data: CIFAR-10 readers (official formats and JPEG copies), cache, safety, download,
+DataLoader, transforms and samplers."""
+import http.server
+import hashlib
+import os
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+import tinyvision as tv
+from cifar_fixture import CLASSES, tar_folder, write_cifar_batches, write_jpeg_copy
+from tinyvision import data
+from tinyvision.data import cifar as cifar_module
+
+REAL = os.path.join(os.path.dirname(__file__), "..", "datasets", "cache", "cifar10-jpeg.tar.gz")
+
+
+@pytest.fixture
+def batches(tmp_path):
+    return write_cifar_batches(str(tmp_path / "src"), n_train=50, n_test=20)
+
+
+def test_official_folder_layout_and_pixels(batches, tmp_path):
+    ds = data.CIFAR10(batches, train=True, cache_dir=str(tmp_path / "cache"))
+    assert ds.data.shape == (50, 32, 32, 3) and ds.data.dtype == np.uint8
+    assert ds.targets.dtype == np.int64 and len(ds) == 50
+    with open(os.path.join(batches, "data_batch_1"), "rb") as f:
+        raw = pickle.load(f, encoding="bytes")
+    row = raw[b"data"][0]  # channel planes: R[0:1024], G[1024:2048], B[2048:3072]
+    np.testing.assert_array_equal(ds.data[0, 0, 1], [row[1], row[1024 + 1], row[2048 + 1]])
+    assert ds.targets[0] == raw[b"labels"][0]
+    img, label = ds[0]
+    assert img.shape == (32, 32, 3) and isinstance(label, int)
+    assert len(data.CIFAR10(batches, train=False, cache_dir=str(tmp_path / "cache"))) == 20
+    assert ds.classes == tuple(CLASSES)
+
+
+def test_official_tarball_matches_folder(batches, tmp_path):
+    tarball = tar_folder(batches, str(tmp_path / "cifar-10-python.tar.gz"))
+    a = data.CIFAR10(tarball, cache_dir=str(tmp_path / "c1"))
+    b = data.CIFAR10(batches, cache_dir=str(tmp_path / "c2"))
+    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_array_equal(a.targets, b.targets)
+
+
+def test_jpeg_copy_tarball(tmp_path):
+    path = write_jpeg_copy(str(tmp_path / "cifar10-jpeg.tar.gz"))
+    train = data.CIFAR10(path, cache_dir=str(tmp_path / "cache"))
+    assert train.data.shape == (30, 32, 32, 3)
+    np.testing.assert_array_equal(np.bincount(train.targets), [3] * 10)
+    # class c was drawn around grey level 20 c; JPEG keeps that to a few levels
+    assert abs(float(train.data[train.targets == 4].mean()) - 82) < 6
+
+
+def test_second_load_comes_from_the_cache(batches, tmp_path, monkeypatch):
+    cache = str(tmp_path / "cache")
+    first = data.CIFAR10(batches, cache_dir=cache)
+    assert len(os.listdir(cache)) == 1 and os.listdir(cache)[0].endswith(".npz")
+
+    def fail(*a, **k):
+        raise AssertionError("decoded again instead of reading the cache")
+    monkeypatch.setattr(cifar_module, "_read_official", fail)
+    second = data.CIFAR10(batches, cache_dir=cache)
+    np.testing.assert_array_equal(first.data, second.data)
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+    raw = pickle.dumps({b"data": Evil(), b"labels": [0]})
+    with pytest.raises(ValueError, match="refusing to load"):
+        cifar_module.load_batch(raw, "data_batch_1")
+
+
+def test_truncated_tarball_gives_a_clear_error(batches, tmp_path):
+    tarball = tar_folder(batches, str(tmp_path / "cifar-10-python.tar.gz"))
+    with open(tarball, "rb") as f:
+        head = f.read(os.path.getsize(tarball) // 2)
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(head)
+    with pytest.raises(ValueError, match="truncated or corrupt|not a readable"):
+        data.CIFAR10(str(broken), cache_dir=str(tmp_path / "cache"))
+
+
+def test_missing_source_names_what_is_expected(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cifar-10-python.tar.gz"):
+        data.CIFAR10(str(tmp_path / "nowhere"))
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files with HTTP Range support (the standard handler ignores Range)."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = self.translate_path(self.path)
+        body = open(path, "rb").read()
+        rng = self.headers.get("Range")
+        if rng:
+            start = int(rng.split("=")[1].split("-")[0])
+            self.send_response(206)
+            body = body[start:]
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    payload = os.urandom(200_000)
+    (root / "file.bin").write_bytes(payload)
+    handler = lambda *a, **k: _RangeHandler(*a, directory=str(root), **k)  # noqa: E731
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/file.bin", payload
+    httpd.shutdown()
+
+
+def test_download_resumes_and_checks_md5(server, tmp_path):
+    url, payload = server
+    dest = str(tmp_path / "file.bin")
+    with open(dest + ".part", "wb") as f:
+        f.write(payload[:70_000])  # an interrupted earlier attempt
+    data.download_url(url, dest, md5=hashlib.md5(payload).hexdigest(), progress=False, timeout=10)
+    assert open(dest, "rb").read() == payload and not os.path.exists(dest + ".part")
+    with pytest.raises(RuntimeError, match="md5"):
+        data.download_url(url, str(tmp_path / "again.bin"), md5="0" * 32, progress=False, timeout=10)
+    assert not os.path.exists(str(tmp_path / "again.bin"))
+
+
+# ------------------------------------------------------------------ DataLoader
+def test_loader_batches_shapes_and_drop_last(batches, tmp_path):
+    ds = data.CIFAR10(batches, cache_dir=str(tmp_path / "c"))
+    loader = data.DataLoader(ds, batch_size=16)
+    assert len(loader) == 4
+    sizes = [len(y) for _, y in loader]
+    assert sizes == [16, 16, 16, 2]
+    x, y = next(iter(data.DataLoader(ds, batch_size=16, drop_last=True)))
+    assert x.shape == (16, 3, 32, 32) and x.dtype == np.float32 and y.dtype == np.int64
+    assert 0.0 <= float(x.numpy().min()) and float(x.numpy().max()) <= 1.0
+    assert len(data.DataLoader(ds, batch_size=16, drop_last=True)) == 3
+
+
+def test_loader_is_reproducible_and_resumable(batches, tmp_path):
+    ds = data.CIFAR10(batches, cache_dir=str(tmp_path / "c"))
+    aug = data.Compose([data.RandomCrop(32, 4), data.RandomHorizontalFlip(), data.ToTensor()])
+
+    def epochs(loader, n):
+        return [[(x.numpy().copy(), y.numpy().copy()) for x, y in loader] for _ in range(n)]
+
+    a = epochs(data.DataLoader(ds, 10, shuffle=True, seed=3, transform=aug), 2)
+    b = epochs(data.DataLoader(ds, 10, shuffle=True, seed=3, transform=aug, prefetch=2), 2)
+    for ea, eb in zip(a, b):
+        for (xa, ya), (xb, yb) in zip(ea, eb):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+    assert not np.array_equal(a[0][0][1], a[1][0][1])        # a new order each epoch
+    loader = data.DataLoader(ds, 10, shuffle=True, seed=3, transform=aug)
+    next(iter(loader))
+    state = loader.state_dict()                               # after epoch 0
+    fresh = data.DataLoader(ds, 10, shuffle=True, seed=99, transform=aug)
+    fresh.load_state_dict(state)
+    np.testing.assert_array_equal(next(iter(fresh))[1].numpy(), a[1][0][1])
+
+
+def test_loader_prefetch_reraises_errors():
+    class Broken:
+        data = np.zeros((4, 32, 32, 3), np.uint8)
+        targets = np.zeros(4, np.int64)
+
+        def __len__(self):
+            return 4
+
+    def bad(x, rng):
+        raise RuntimeError("augmentation failed")
+    with pytest.raises(RuntimeError, match="augmentation failed"):
+        list(data.DataLoader(Broken(), 2, transform=bad, prefetch=1))
+
+
+# ------------------------------------------------------------------ transforms
+@pytest.fixture
+def images():
+    return np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+
+
+def test_random_crop_keeps_size_and_shifts(images):
+    rng = np.random.default_rng(0)
+    out = data.RandomCrop(32, padding=4)(images, rng)
+    assert out.shape == images.shape and out.dtype == np.uint8
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    for n in range(len(images)):  # every crop is a window of the padded image
+        assert any(np.array_equal(out[n], padded[n, dy:dy + 32, dx:dx + 32])
+                   for dy in range(9) for dx in range(9))
+    assert data.RandomCrop(24)(images[0], rng).shape == (24, 24, 3)
+
+
+def test_flip_flips(images):
+    out = data.RandomHorizontalFlip(p=1.0)(images, np.random.default_rng(0))
+    np.testing.assert_array_equal(out, images[:, :, ::-1])
+    np.testing.assert_array_equal(data.RandomHorizontalFlip(p=0.0)(images), images)
+
+
+def test_rotation_by_zero_and_ninety_degrees(images):
+    np.testing.assert_array_equal(data.RandomRotation(0)(images, np.random.default_rng(0)), images)
+
+    class Fixed:  # a generator stand-in that always draws +90 degrees
+        def uniform(self, lo, hi, n):
+            return np.full(n, 90.0)
+    out = data.RandomRotation(90)(images, Fixed())
+    np.testing.assert_array_equal(out[0], np.rot90(images[0], k=1, axes=(0, 1)))
+
+
+def test_color_jitter_identity_and_range(images):
+    rng = np.random.default_rng(0)
+    np.testing.assert_array_equal(data.ColorJitter()(images, rng), images)
+    out = data.ColorJitter(0.4, 0.4, 0.4)(images, rng)
+    assert out.dtype == np.uint8 and out.shape == images.shape and not np.array_equal(out, images)
+
+
+def test_to_tensor_normalize_cutout(images):
+    x = data.ToTensor()(images)
+    assert x.shape == (6, 3, 32, 32) and x.dtype == np.float32
+    np.testing.assert_allclose(x[1, 2, 3, 4], images[1, 3, 4, 2] / 255.0, rtol=1e-6)
+    y = data.Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))(x)
+    np.testing.assert_allclose(y, (x - 0.5) / 0.25, rtol=1e-6)
+    ones = np.ones((6, 3, 32, 32), np.float32)
+    cut = data.Cutout(8)(ones, np.random.default_rng(0))
+    zeros_per_image = (cut[:, 0] == 0).sum(axis=(1, 2))
+    assert (zeros_per_image <= 64).all() and (zeros_per_image >= 16).all()   # 8x8, clipped at borders
+    assert (cut == 0).all(axis=1).sum() == (cut == 0).sum() // 3             # same square in every channel
+
+
+def test_transforms_are_reproducible_under_manual_seed(images):
+    aug = data.Compose([data.RandomCrop(32, 4), data.RandomHorizontalFlip(), data.ToTensor()])
+    tv.manual_seed(5)
+    a = aug(images)
+    tv.manual_seed(5)
+    np.testing.assert_array_equal(aug(images), a)
+
+
+# ------------------------------------------------------------------ sampling and subsets
+def test_class_weights_and_imbalance():
+    targets = np.array([0] * 6 + [1] * 3 + [2] * 1)
+    w = data.class_weights(targets, 3)
+    np.testing.assert_allclose(w / w[0], [1, 2, 6], rtol=1e-6)
+    assert w.mean() == pytest.approx(1.0)
+    balanced = np.repeat(np.arange(10), 100)
+    idx = data.make_imbalanced(balanced, imbalance_factor=10, seed=0)
+    counts = np.bincount(balanced[idx])
+    assert counts[0] == 100 and counts[-1] == 10 and (np.diff(counts) <= 0).all()
+
+
+def test_weighted_sampler_follows_weights():
+    sampler = data.WeightedRandomSampler([1.0, 3.0, 0.0], num_samples=4000, seed=0)
+    counts = np.bincount(list(sampler), minlength=3)
+    assert counts[2] == 0 and 2.7 < counts[1] / counts[0] < 3.3
+    with pytest.raises(ValueError, match="non-negative"):
+        data.WeightedRandomSampler([-1.0, 1.0], 3)
+
+
+def test_subset_and_per_class_subset(batches, tmp_path):
+    ds = data.CIFAR10(batches, cache_dir=str(tmp_path / "c"))
+    idx = data.per_class_subset(ds.targets, 2)
+    sub = data.Subset(ds, idx)
+    assert (np.bincount(sub.targets, minlength=10) <= 2).all()
+    np.testing.assert_array_equal(sub.data[0], ds.data[idx[0]])
+    assert len(next(iter(data.DataLoader(sub, batch_size=4)))[1]) == 4
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+    for cls, grey in (("cats", 10), ("dogs", 200)):
+        (tmp_path / "pets" / cls).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((8, 10, 3), grey, np.uint8)).save(tmp_path / "pets" / cls / f"{i}.png")
+    ds = data.ImageFolder(str(tmp_path / "pets"))
+    assert ds.classes == ["cats", "dogs"] and ds.class_to_idx == {"cats": 0, "dogs": 1}
+    assert ds.data.shape == (4, 8, 10, 3) and list(ds.targets) == [0, 0, 1, 1]
+    assert data.ImageFolder(str(tmp_path / "pets"), size=(4, 4)).data.shape == (4, 4, 4, 3)
+
+
+@pytest.mark.slow
+def test_real_cifar10_jpeg_copy():
+    if not os.path.exists(REAL):
+        pytest.skip("CIFAR-10 JPEG copy not found at datasets/cache/cifar10-jpeg.tar.gz (see datasets/README.md)")
+    train, test = data.CIFAR10(REAL), data.CIFAR10(REAL, train=False)
+    assert len(train) == 50000 and len(test) == 10000
+    np.testing.assert_array_equal(np.bincount(train.targets), [5000] * 10)
+    np.testing.assert_array_equal(np.bincount(test.targets), [1000] * 10)
