@@ -1,0 +1,129 @@
+"""A Trainer that takes its model, data and parameter groups from the caller.
+
+``train.Trainer`` builds a fresh model of ``cfg.model`` and the CIFAR-10 splits itself.
+Fine-tuning and pretext pretraining need the same loop (schedules, clipping, progress,
+metrics.csv, checkpoints) around another model (a loaded backbone, a pretext wrapper), other
+data (a class split, a label budget) and other optimizer groups (a lower backbone lr). This
+subclass lets the base class build everything as usual and then swaps those parts in, so no
+line of the loop is written twice.
+"""
+import dataclasses
+
+import numpy as np
+
+from .. import backend, data, optim
+from ..ops.resize import bilinear_matrix
+from ..tensor import no_grad
+from ..train import Trainer, build_optimizer, build_scheduler, build_transform, load_datasets
+from .pretext import build_pretext, save_backbone
+
+
+class Resize:
+    """Bilinear resize of a float batch (N, C, H, W) -> (N, C, size, size), as a batch
+    transform: y[n, c] = A x[n, c] B^T with the interpolation matrices of
+    ``ops.resize.bilinear_matrix`` (pixel centres aligned, PyTorch's align_corners=False).
+    Used to feed 32x32 CIFAR images to models pretrained at 224x224."""
+
+    def __init__(self, size):
+        self.size = int(size)
+
+    def __call__(self, x, rng=None):
+        xp = backend.array_module(x)
+        H, W = x.shape[-2:]
+        A = xp.asarray(bilinear_matrix(H, self.size), dtype=x.dtype)
+        B = xp.asarray(bilinear_matrix(W, self.size), dtype=x.dtype)
+        return A @ x @ B.T
+
+    def __repr__(self):
+        return f"Resize({self.size})"
+
+
+def model_transform(augment, model):
+    """The batch transform for ``model``: CIFAR augmentation at 32x32, the model's
+    normalisation, then a resize to the model's input size where it is not 32."""
+    cfg = model.default_cfg
+    transform = build_transform(augment, cfg["mean"], cfg["std"])
+    size = cfg["input_size"][-1]
+    return transform if size == 32 else data.Compose([transform, Resize(size)])
+
+
+def scheduler_for_groups(optimizer, cfg, steps_per_epoch):
+    """``train.build_scheduler``, except that a one-cycle schedule peaks at each group's own
+    lr (``build_scheduler`` gives every group cfg.lr, which would undo a backbone lr scale)."""
+    if cfg.schedule == "onecycle":
+        return optim.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                total_steps=cfg.epochs * steps_per_epoch)
+    return build_scheduler(optimizer, cfg, steps_per_epoch)
+
+
+class AdaptedTrainer(Trainer):
+    """``Trainer`` over a given ``model``, ``train_set``/``test_set`` (data sets with
+    ``data``, ``targets``, ``classes``) and optimizer ``param_groups`` (dicts with 'params'
+    and options such as 'lr'; None: the recipe's weight-decay groups of ``model``).
+
+    ``cfg.model`` must name the model's architecture (it selects the recipe). ``cfg.subset``
+    and ``cfg.test_subset`` are left to the caller, who chose the data.
+    Not resumable with ``Trainer.resume`` (which rebuilds from the config alone).
+    """
+
+    def __init__(self, cfg, model, train_set, test_set, param_groups=None, progress=True):
+        # The base class builds a fresh model, the full CIFAR-10 splits and loaders; they are
+        # replaced below. subset=None there, so that its "fewer than one batch" check is made
+        # on the data actually trained on, here.
+        super().__init__(dataclasses.replace(cfg, subset=None, test_subset=None), progress=progress)
+        self.cfg = dataclasses.replace(self.cfg, subset=cfg.subset, test_subset=cfg.test_subset)
+        cfg = self.cfg
+        self.model = model.to(self.device)
+        self.train_set, self.test_set = train_set, test_set
+        self.classes = list(train_set.classes)
+        self.train_loader.dataset, self.test_loader.dataset = train_set, test_set
+        self.train_loader.transform = model_transform(cfg.augment, model)
+        self.test_loader.transform = model_transform("none", model)
+        if len(self.train_loader) == 0:
+            raise ValueError(f"the training set has {len(train_set)} images, fewer than one batch "
+                             f"of {cfg.batch_size}; lower --batch-size or use more images")
+        self.optimizer = build_optimizer(model, cfg)   # the recipe's optimizer class and options
+        if param_groups is not None:
+            self.optimizer.param_groups = []
+            for group in param_groups:
+                self.optimizer.add_param_group(group)
+        self.scheduler = scheduler_for_groups(self.optimizer, cfg, len(self.train_loader))
+
+
+class PretextTrainer(AdaptedTrainer):
+    """``Trainer`` for a self-supervised task (``transfer.pretext``) on CIFAR-10 images, whose
+    labels are ignored: ``cfg.model`` is the backbone, ``method`` the task, ``task_kwargs``
+    its options (e.g. mask_ratio). ``test_acc`` is the pretext accuracy (position or
+    rotation; 0 for the MAE, which has none) on the test images with a fixed seed, so epochs
+    compare. ``export(path)`` writes the backbone as ``.safetensors`` for fine-tuning."""
+
+    def __init__(self, cfg, method, progress=True, **task_kwargs):
+        self.task = build_pretext(method, cfg.model, cfg.model_kwargs, **task_kwargs)
+        train_set, test_set = load_datasets(cfg)
+        super().__init__(cfg, self.task, train_set, test_set, progress=progress)
+
+    def train_step(self, x, y):
+        cfg = self.cfg
+        loss, acc = self.model.loss(x)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if cfg.clip_grad:
+            optim.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.data, (acc or 0.0) * len(y)
+
+    def evaluate(self):
+        rng = np.random.default_rng(0)   # the same shuffles/masks/rotations every epoch
+        total = loss_sum = acc_sum = 0.0
+        self.model.eval()
+        with no_grad():
+            for x, _ in self.test_loader:
+                loss, acc = self.model.loss(x, rng)
+                n = x.shape[0]
+                loss_sum, acc_sum, total = loss_sum + float(loss.item()) * n, acc_sum + (acc or 0.0) * n, total + n
+        self.model.train()
+        return dict(test_loss=loss_sum / total, test_acc=acc_sum / total)
+
+    def export(self, path):
+        return save_backbone(self.task, path, self.cfg.model_kwargs)
