@@ -1,4 +1,5 @@
-"""The ``tinyvision`` command: python -m tinyvision {train,eval,predict,plot} ... (--help on each)."""
+"""The ``tinyvision`` command: python -m tinyvision {train,eval,predict,plot,finetune,pretrain,models} ...
+(--help on each)."""
 import argparse
 import dataclasses
 import json
@@ -154,6 +155,8 @@ def build_parser():
     p.add_argument("--out", help="PNG path (default RUN_DIR/learning_curves.png)")
     p.add_argument("--wall-time", action="store_true", help="x axis: wall time instead of epochs")
     p.set_defaults(fn=cmd_plot)
+    from .transfer.cli import add_subparsers as add_transfer_commands
+    add_transfer_commands(sub)
     p = sub.add_parser("models", help="list the registered models")
     p.add_argument("pattern", nargs="?")
     p.set_defaults(fn=cmd_models)
