@@ -81,8 +81,9 @@ def load_weights(model, path):
         bad = {k for k, _, _ in mismatched}
         model.load_state_dict({k: v for k, v in state.items() if k in own and k not in bad}, strict=False)
         result = LoadResult(missing, unexpected, mismatched)
-    loaded = len(model._state_tensors()) - len(result.missing_keys) - len(result.mismatched_keys)
-    if loaded <= 0:
+    own = model._state_tensors()
+    absent = set(result.missing_keys) | {k for k, _, _ in result.mismatched_keys}
+    if not any(k not in absent and not k.endswith("num_batches_tracked") for k in own):
         raise ValueError(f"{path} shares no weights with {type(model).__name__}; is it a checkpoint of "
                          "another architecture? (pass the right --model)")
     return result
