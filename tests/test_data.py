@@ -75,6 +75,36 @@ def test_malicious_pickle_is_refused(tmp_path):
         cifar_module.load_batch(raw, "data_batch_1")
 
 
+def test_malicious_batch_file_is_refused_naming_the_file(batches, tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+    with open(os.path.join(batches, "data_batch_3"), "wb") as f:
+        pickle.dump({b"data": Evil(), b"labels": [0]}, f)
+    with pytest.raises(ValueError, match=r"data_batch_3.*refusing to load (posix|nt)\.system"):
+        data.CIFAR10(batches, cache_dir=str(tmp_path / "cache"))
+
+
+def test_unreadable_cache_is_rebuilt(batches, tmp_path):
+    cache = tmp_path / "cache"
+    first = data.CIFAR10(batches, cache_dir=str(cache))
+    (npz,) = cache.iterdir()
+    npz.write_bytes(npz.read_bytes()[:1000])                 # e.g. a disk that filled up
+    with pytest.warns(UserWarning, match="unreadable CIFAR-10 cache"):
+        again = data.CIFAR10(batches, cache_dir=str(cache))
+    np.testing.assert_array_equal(again.data, first.data)
+    assert data.CIFAR10(batches, cache_dir=str(cache)).data.shape == (50, 32, 32, 3)  # rewritten
+
+
+def test_folder_holding_the_jpeg_copy_and_unknown_folders(tmp_path):
+    (tmp_path / "datasets").mkdir()
+    write_jpeg_copy(str(tmp_path / "datasets" / "cifar10-jpeg.tar.gz"), per_class=1)
+    assert len(data.CIFAR10(str(tmp_path / "datasets"), train=False, cache_dir=str(tmp_path / "c"))) == 10
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="cifar-10-batches-py"):
+        data.CIFAR10(str(tmp_path / "empty"))
+
+
 def test_truncated_tarball_gives_a_clear_error(batches, tmp_path):
     tarball = tar_folder(batches, str(tmp_path / "cifar-10-python.tar.gz"))
     with open(tarball, "rb") as f:
@@ -91,7 +121,8 @@ def test_missing_source_names_what_is_expected(tmp_path):
 
 
 class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files with HTTP Range support (the standard handler ignores Range)."""
+    """Serves files with HTTP Range support (the standard handler ignores Range) unless the
+    server's ``honour_range`` is False."""
 
     def log_message(self, *args):
         pass
@@ -100,7 +131,7 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
         path = self.translate_path(self.path)
         body = open(path, "rb").read()
         rng = self.headers.get("Range")
-        if rng:
+        if rng and self.server.honour_range:
             start = int(rng.split("=")[1].split("-")[0])
             self.send_response(206)
             body = body[start:]
@@ -112,16 +143,25 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def server(tmp_path):
+def www(tmp_path):
+    """A loopback HTTP server over tmp_path/www: yields (folder, base url, server)."""
     root = tmp_path / "www"
     root.mkdir()
-    payload = os.urandom(200_000)
-    (root / "file.bin").write_bytes(payload)
     handler = lambda *a, **k: _RangeHandler(*a, directory=str(root), **k)  # noqa: E731
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.honour_range = True
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/file.bin", payload
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", httpd
     httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def server(www):
+    root, base, _ = www
+    payload = os.urandom(200_000)
+    (root / "file.bin").write_bytes(payload)
+    return f"{base}/file.bin", payload
 
 
 def test_download_resumes_and_checks_md5(server, tmp_path):
@@ -134,6 +174,28 @@ def test_download_resumes_and_checks_md5(server, tmp_path):
     with pytest.raises(RuntimeError, match="md5"):
         data.download_url(url, str(tmp_path / "again.bin"), md5="0" * 32, progress=False, timeout=10)
     assert not os.path.exists(str(tmp_path / "again.bin"))
+
+
+def test_download_restarts_when_the_server_ignores_range(www, server, tmp_path):
+    url, payload = server
+    www[2].honour_range = False
+    dest = str(tmp_path / "file.bin")
+    with open(dest + ".part", "wb") as f:
+        f.write(b"stale bytes that must not stay in front")
+    data.download_url(url, dest, md5=hashlib.md5(payload).hexdigest(), progress=False, timeout=10)
+    assert open(dest, "rb").read() == payload
+
+
+def test_cifar10_download_true(www, batches, tmp_path, monkeypatch):
+    root, base, _ = www
+    tarball = tar_folder(batches, str(root / "cifar-10-python.tar.gz"))
+    monkeypatch.setattr(cifar_module, "URL", f"{base}/cifar-10-python.tar.gz")
+    monkeypatch.setattr(cifar_module, "MD5", data.md5sum(tarball))
+    target = tmp_path / "downloads"
+    ds = data.CIFAR10(str(target), download=True, cache_dir=str(tmp_path / "cache"))
+    assert len(ds) == 50 and (target / "cifar-10-python.tar.gz").exists()
+    monkeypatch.setattr(cifar_module, "MD5", "0" * 32)        # present: not fetched or checked again
+    assert len(data.CIFAR10(str(target), train=False, download=True, cache_dir=str(tmp_path / "cache"))) == 20
 
 
 # ------------------------------------------------------------------ DataLoader
@@ -149,26 +211,89 @@ def test_loader_batches_shapes_and_drop_last(batches, tmp_path):
     assert len(data.DataLoader(ds, batch_size=16, drop_last=True)) == 3
 
 
-def test_loader_is_reproducible_and_resumable(batches, tmp_path):
+def _epochs(loader, n):
+    return [[(x.numpy().copy(), y.numpy().copy()) for x, y in loader] for _ in range(n)]
+
+
+def _assert_same_batches(got, expected):
+    assert len(got) == len(expected)
+    for (xa, ya), (xb, yb) in zip(got, expected):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_loader_is_reproducible_with_and_without_prefetch(batches, tmp_path):
     ds = data.CIFAR10(batches, cache_dir=str(tmp_path / "c"))
     aug = data.Compose([data.RandomCrop(32, 4), data.RandomHorizontalFlip(), data.ToTensor()])
-
-    def epochs(loader, n):
-        return [[(x.numpy().copy(), y.numpy().copy()) for x, y in loader] for _ in range(n)]
-
-    a = epochs(data.DataLoader(ds, 10, shuffle=True, seed=3, transform=aug), 2)
-    b = epochs(data.DataLoader(ds, 10, shuffle=True, seed=3, transform=aug, prefetch=2), 2)
+    a = _epochs(data.DataLoader(ds, 10, shuffle=True, seed=3, transform=aug), 2)
+    b = _epochs(data.DataLoader(ds, 10, shuffle=True, seed=3, transform=aug, prefetch=2), 2)
     for ea, eb in zip(a, b):
-        for (xa, ya), (xb, yb) in zip(ea, eb):
-            np.testing.assert_array_equal(xa, xb)
-            np.testing.assert_array_equal(ya, yb)
+        _assert_same_batches(ea, eb)
     assert not np.array_equal(a[0][0][1], a[1][0][1])        # a new order each epoch
+    assert sorted(np.concatenate([y for _, y in a[0]])) == sorted(ds.targets)
     loader = data.DataLoader(ds, 10, shuffle=True, seed=3, transform=aug)
-    next(iter(loader))
-    state = loader.state_dict()                               # after epoch 0
+    loader.set_epoch(1)
+    _assert_same_batches(_epochs(loader, 1)[0], a[1])
+
+
+def test_loader_resumes_mid_epoch_and_between_epochs(batches, tmp_path):
+    ds = data.CIFAR10(batches, cache_dir=str(tmp_path / "c"))
+    aug = data.Compose([data.RandomCrop(32, 4), data.ToTensor()])
+    a = _epochs(data.DataLoader(ds, 10, shuffle=True, seed=3, transform=aug), 2)
+    loader = data.DataLoader(ds, 10, shuffle=True, seed=3, transform=aug, prefetch=1)
+    assert loader.state_dict() == {"seed": 3, "epoch": 0, "batch": 0}
+    it = iter(loader)
+    next(it), next(it)
+    state = loader.state_dict()
+    assert state == {"seed": 3, "epoch": 0, "batch": 2}
     fresh = data.DataLoader(ds, 10, shuffle=True, seed=99, transform=aug)
     fresh.load_state_dict(state)
-    np.testing.assert_array_equal(next(iter(fresh))[1].numpy(), a[1][0][1])
+    rest = [(x.numpy(), y.numpy()) for x, y in fresh]        # batches 2.. of epoch 0, same crops
+    _assert_same_batches(rest, a[0][2:])
+    assert fresh.state_dict() == {"seed": 3, "epoch": 1, "batch": 0}
+    _assert_same_batches(_epochs(fresh, 1)[0], a[1])
+    # a state written by an older version has no 'batch': the epoch starts from its beginning
+    fresh.load_state_dict({"seed": 3, "epoch": 1})
+    _assert_same_batches(_epochs(fresh, 1)[0], a[1])
+
+
+def test_loader_with_a_sampler_resumes_the_same_draws(batches, tmp_path):
+    ds = data.CIFAR10(batches, cache_dir=str(tmp_path / "c"))
+    weights = data.class_weights(ds.targets, 10)[ds.targets]
+
+    def labels(loader, epochs):
+        return [np.concatenate([y.numpy() for _, y in loader]) for _ in range(epochs)]
+    sampler = data.WeightedRandomSampler(weights, 30, seed=1)
+    a = labels(data.DataLoader(ds, 8, sampler=sampler), 2)
+    assert len(a[0]) == 30 and not np.array_equal(a[0], a[1])
+    resumed = data.DataLoader(ds, 8, sampler=data.WeightedRandomSampler(weights, 30, seed=1))
+    resumed.load_state_dict({"seed": 0, "epoch": 1, "batch": 0})
+    np.testing.assert_array_equal(labels(resumed, 1)[0], a[1])
+
+
+def test_loader_break_stops_the_prefetch_thread(batches, tmp_path):
+    ds = data.CIFAR10(batches, cache_dir=str(tmp_path / "c"))
+    before = threading.active_count()
+    it = iter(data.DataLoader(ds, 2, prefetch=2))
+    next(it)
+    assert threading.active_count() == before + 1
+    it.close()                                                # what `break` + garbage collection do
+    assert threading.active_count() == before
+
+
+def test_loader_slow_path_and_uint8_transform_output():
+    class Items:  # no data/targets arrays: items are fetched one by one
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return np.full((4, 4, 3), 51 * i, np.uint8), i % 2
+    x, y = next(iter(data.DataLoader(Items(), 5, transform=data.RandomHorizontalFlip())))
+    assert x.shape == (5, 3, 4, 4) and x.dtype == np.float32           # uint8 NHWC -> float NCHW
+    np.testing.assert_allclose(x.numpy()[:, 0, 0, 0], [0, 0.2, 0.4, 0.6, 0.8], rtol=1e-6)
+    np.testing.assert_array_equal(y.numpy(), [0, 1, 0, 1, 0])
+    with pytest.raises(ValueError, match="batch_size"):
+        data.DataLoader(Items(), 0)
 
 
 def test_loader_prefetch_reraises_errors():

@@ -5,7 +5,9 @@ Accepted sources (``root``):
 - its extracted ``cifar-10-batches-py/`` folder (pickled dicts: b'data' uint8 (10000, 3072)
   stored channel-major, row-major inside each channel; b'labels' a list of ints);
 - a JPEG/PNG copy laid out as ``train/<class>/*`` and ``test/<class>/*``, as a folder or a
-  .tar.gz (for example the packed cifar10-jpeg.tar.gz).
+  .tar.gz (for example the packed cifar10-jpeg.tar.gz), or a folder holding
+  ``cifar10-jpeg.tar.gz`` or ``cifar10-jpeg/``.
+Labels follow the alphabetical class order of ``CLASSES`` (the official label numbering).
 
 Decoded arrays are cached once as ``.npz`` (no pickle) keyed on the source's path, size and
 modification time, so the next load reads two arrays instead of 60,000 files.
@@ -15,6 +17,8 @@ import io
 import os
 import pickle
 import tarfile
+import warnings
+import zipfile
 import zlib
 
 import numpy as np
@@ -27,6 +31,7 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
 ARCHIVE = "cifar-10-python.tar.gz"
+JPEG_COPY = "cifar10-jpeg"
 _TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 
 
@@ -45,7 +50,8 @@ class _BatchUnpickler(pickle.Unpickler):
 
 
 def load_batch(raw, name):
-    """One pickled batch -> (images uint8 (N, 32, 32, 3), labels int64 (N,))."""
+    """One pickled batch (its bytes, and its file name for errors) -> (images uint8
+    (N, 32, 32, 3), labels int64 (N,))."""
     try:
         d = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
         data = np.asarray(d[b"data"], dtype=np.uint8)
@@ -68,7 +74,7 @@ def _read_official(source):
             if not os.path.exists(path):
                 raise FileNotFoundError(f"missing CIFAR-10 batch {path}")
             with open(path, "rb") as f:
-                return f.read()
+                return f.read(), path
     else:
         try:
             tar = tarfile.open(source, "r:gz")
@@ -81,11 +87,11 @@ def _read_official(source):
             if name not in members:
                 raise ValueError(f"{source!r} has no member {name}: not the CIFAR-10 python version")
             try:
-                return tar.extractfile(members[name]).read()
+                return tar.extractfile(members[name]).read(), f"{source}:{members[name].name}"
             except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
                 raise ValueError(f"{source!r} is truncated or corrupt while reading {name}: {exc}") from None
-    train = [load_batch(read(n), n) for n in _TRAIN_BATCHES]
-    test = load_batch(read("test_batch"), "test_batch")
+    train = [load_batch(*read(n)) for n in _TRAIN_BATCHES]
+    test = load_batch(*read("test_batch"))
     return {"train": (np.concatenate([b[0] for b in train]), np.concatenate([b[1] for b in train])),
             "test": test}
 
@@ -114,7 +120,15 @@ def locate(root):
                 return "official", candidate
         if os.path.exists(os.path.join(root, ARCHIVE)):
             return "official", os.path.join(root, ARCHIVE)
-        return "images", root
+        if os.path.isdir(os.path.join(root, "train")):
+            return "images", root
+        for name in (JPEG_COPY, JPEG_COPY + ".tar.gz"):  # a folder holding the JPEG copy
+            if os.path.exists(os.path.join(root, name)):
+                return locate(os.path.join(root, name))
+        raise FileNotFoundError(
+            f"no CIFAR-10 in the folder {root!r}: expected {ARCHIVE}, cifar-10-batches-py/ "
+            f"(data_batch_1..5, test_batch), train/<class>/ and test/<class>/ image folders, "
+            f"or {JPEG_COPY}.tar.gz")
     with open(root, "rb") as f:
         if f.read(2) != b"\x1f\x8b":
             raise ValueError(f"{root!r} is not a .tar.gz archive")
@@ -146,19 +160,56 @@ def _cache_path(path, cache_dir):
     return None
 
 
-def load_cifar10(root, cache_dir=None):
-    """Both splits as uint8 arrays, decoded once and cached: {'train': (x, y), 'test': (x, y)}."""
+def _read_cache(cache, splits):
+    """The cached splits, or None when the cache file is missing or unreadable (a partial or
+    foreign file is then decoded again and replaced)."""
+    if not (cache and os.path.exists(cache)):
+        return None
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            out = {s: (z[f"{s}_x"], z[f"{s}_y"]) for s in splits}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        warnings.warn(f"ignoring the unreadable CIFAR-10 cache {cache} ({exc}); decoding again")
+        return None
+    if any(x.dtype != np.uint8 or x.shape[1:] != (32, 32, 3) or len(x) != len(y) for x, y in out.values()):
+        warnings.warn(f"ignoring the CIFAR-10 cache {cache}: unexpected arrays; decoding again")
+        return None
+    return out
+
+
+def _write_cache(cache, decoded):
+    """Write the arrays as .npz (no pickles) atomically: a temporary file, then os.replace, so
+    a reader never sees half a file and concurrent writers cannot collide."""
+    tmp = f"{cache}.tmp{os.getpid()}.npz"
+    try:
+        np.savez(tmp, **{f"{s}_{k}": a for s, (x, y) in decoded.items() for k, a in (("x", x), ("y", y))})
+        os.replace(tmp, cache)
+    except OSError as exc:  # a full disk: the data are decoded, the next load decodes again
+        warnings.warn(f"could not write the CIFAR-10 cache {cache}: {exc}")
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_cifar10(root, cache_dir=None, splits=("train", "test")):
+    """CIFAR-10 as uint8 arrays, decoded once and cached.
+
+    Inputs:
+        root: any source ``locate`` accepts.
+        cache_dir: folder for the .npz cache (default: .tinyvision-cache next to the source,
+            else ~/.cache/tinyvision; no cache when neither is writable).
+        splits: which of 'train' and 'test' to return (a cache hit reads only those).
+    Returns:
+        {split: (images uint8 (N, 32, 32, 3), labels int64 (N,))}.
+    """
     kind, path = locate(root)
     cache = _cache_path(path, cache_dir)
-    if cache and os.path.exists(cache):
-        with np.load(cache, allow_pickle=False) as z:
-            return {s: (z[f"{s}_x"], z[f"{s}_y"]) for s in ("train", "test")}
-    splits = _read_official(path) if kind == "official" else _read_image_copy(path)
+    cached = _read_cache(cache, splits)
+    if cached is not None:
+        return cached
+    decoded = _read_official(path) if kind == "official" else _read_image_copy(path)
     if cache:
-        tmp = f"{cache}.tmp{os.getpid()}.npz"
-        np.savez(tmp, **{f"{s}_{k}": a for s, (x, y) in splits.items() for k, a in (("x", x), ("y", y))})
-        os.replace(tmp, cache)
-    return splits
+        _write_cache(cache, decoded)
+    return {s: decoded[s] for s in splits}
 
 
 class CIFAR10:
@@ -184,7 +235,8 @@ class CIFAR10:
             if not os.path.exists(os.path.join(root, ARCHIVE)):
                 download_url(URL, os.path.join(root, ARCHIVE), md5=MD5)
         self.root, self.train, self.transform = root, train, transform
-        self.data, self.targets = load_cifar10(root, cache_dir)["train" if train else "test"]
+        split = "train" if train else "test"
+        self.data, self.targets = load_cifar10(root, cache_dir, splits=(split,))[split]
 
     def __len__(self):
         return len(self.targets)

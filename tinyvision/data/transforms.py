@@ -49,6 +49,9 @@ class RandomCrop:
         x, single = _as_batch(x)
         xp, rng, p, s = backend.array_module(x), _rng(rng), self.padding, self.size
         N, H, W, _ = x.shape
+        if s > min(H, W) + 2 * p:
+            raise ValueError(f"RandomCrop({s}, padding={p}) needs images of at least {s - 2 * p} pixels "
+                             f"a side, got {H}x{W} (expected (N, H, W, C) or (H, W, C))")
         if p:
             x = xp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
         dy = xp.asarray(rng.integers(0, H + 2 * p - s + 1, N))
@@ -164,9 +167,12 @@ class Normalize:
         self.std = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
 
     def __call__(self, x, rng=None):
+        if x.ndim not in (3, 4) or x.shape[-3] != self.mean.shape[1] or x.dtype == np.uint8:
+            raise ValueError(f"Normalize expects float (N, C, H, W) or (C, H, W) with C = {self.mean.shape[1]} "
+                             f"(apply ToTensor first), got {x.dtype} {x.shape}")
         xp = backend.array_module(x)
-        return (x - xp.asarray(self.mean[0] if x.ndim == 3 else self.mean)) / \
-            xp.asarray(self.std[0] if x.ndim == 3 else self.std)
+        mean, std = (self.mean[0], self.std[0]) if x.ndim == 3 else (self.mean, self.std)
+        return (x - xp.asarray(mean)) / xp.asarray(std)
 
     def __repr__(self):
         return f"Normalize(mean={self.mean.ravel().tolist()}, std={self.std.ravel().tolist()})"
@@ -180,7 +186,7 @@ class Cutout:
         self.size = size
 
     def __call__(self, x, rng=None):
-        x, single = (x[None], True) if x.ndim == 3 else (x, False)
+        x, single = _as_batch(x)
         xp, rng = backend.array_module(x), _rng(rng)
         N, _, H, W = x.shape
         cy, cx = rng.integers(0, H, N), rng.integers(0, W, N)
