@@ -4,6 +4,7 @@ from .cifar import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, CLASSES, load_cifar10
 from .download import download_url, md5sum
 from .folder import ImageFolder, read_image_folder
 from .loader import DataLoader
-from .sampler import Subset, WeightedRandomSampler, class_weights, make_imbalanced, per_class_subset
+from .sampler import (RandomSampler, SequentialSampler, Subset, WeightedRandomSampler, class_weights,
+                      make_imbalanced, per_class_subset, stratified_split)
 from .transforms import (ColorJitter, Compose, Cutout, Normalize, RandomCrop, RandomHorizontalFlip,
                          RandomRotation, ToTensor)
