@@ -473,8 +473,12 @@ def test_image_folder(tmp_path):
 @pytest.mark.slow
 def test_real_cifar10_jpeg_copy():
     if not os.path.exists(REAL):
-        pytest.skip("CIFAR-10 JPEG copy not found at datasets/cache/cifar10-jpeg.tar.gz (see datasets/README.md)")
+        pytest.skip("CIFAR-10 JPEG copy not found at datasets/cache/cifar10-jpeg.tar.gz (see shared/datasets/README.md)")
     train, test = data.CIFAR10(REAL), data.CIFAR10(REAL, train=False)
     assert len(train) == 50000 and len(test) == 10000
     np.testing.assert_array_equal(np.bincount(train.targets), [5000] * 10)
     np.testing.assert_array_equal(np.bincount(test.targets), [1000] * 10)
+    # the per-channel means of the training images are the published CIFAR-10 constants
+    # (JPEG moves them by a fraction of a grey level)
+    mean = train.data[::10].reshape(-1, 3).mean(axis=0) / 255
+    np.testing.assert_allclose(mean, data.CIFAR10_MEAN, atol=0.005)

@@ -40,7 +40,11 @@ class Compose:
 
 class RandomCrop:
     """Pad each image by ``padding`` (zeros) and cut a random size x size window from it:
-    translations by up to ``padding`` pixels, one offset per image."""
+    translations by up to ``padding`` pixels, one offset per image.
+
+    The windows are gathered in one fancy index into a strided view of the padded batch,
+    view[n, dy, dx] = padded[n, dy:dy + size, dx:dx + size], which copies whole window rows
+    (a per-pixel gather was 7 ms for 128 CIFAR images, this 0.05 ms)."""
 
     def __init__(self, size, padding=0):
         self.size, self.padding = size, padding
@@ -54,11 +58,13 @@ class RandomCrop:
                              f"a side, got {H}x{W} (expected (N, H, W, C) or (H, W, C))")
         if p:
             x = xp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-        dy = xp.asarray(rng.integers(0, H + 2 * p - s + 1, N))
-        dx = xp.asarray(rng.integers(0, W + 2 * p - s + 1, N))
-        ar = xp.arange(s)
-        rows, cols = dy[:, None] + ar, dx[:, None] + ar                      # (N, s) each
-        out = x[xp.arange(N)[:, None, None], rows[:, :, None], cols[:, None, :]]
+        x = xp.ascontiguousarray(x)
+        ny, nx = H + 2 * p - s + 1, W + 2 * p - s + 1
+        dy, dx = xp.asarray(rng.integers(0, ny, N)), xp.asarray(rng.integers(0, nx, N))
+        sn, sh, sw, sc = x.strides
+        windows = xp.lib.stride_tricks.as_strided(
+            x, shape=(N, ny, nx, s, s, x.shape[3]), strides=(sn, sh, sw, sh, sw, sc))
+        out = windows[xp.arange(N), dy, dx]                                  # (N, s, s, C), a copy
         return out[0] if single else out
 
     def __repr__(self):
@@ -75,7 +81,8 @@ class RandomHorizontalFlip:
         x, single = _as_batch(x)
         xp = backend.array_module(x)
         flip = xp.asarray(_rng(rng).random(len(x)) < self.p)
-        out = xp.where(flip[:, None, None, None], x[:, :, ::-1], x)
+        out = x.copy()  # then mirror only the chosen images (xp.where over all was 4x slower)
+        out[flip] = x[flip][:, :, ::-1]
         return out[0] if single else out
 
     def __repr__(self):
@@ -94,16 +101,21 @@ class RandomRotation:
     def __call__(self, x, rng=None):
         x, single = _as_batch(x)
         xp = backend.array_module(x)
-        N, H, W, _ = x.shape
-        theta = xp.asarray(np.deg2rad(_rng(rng).uniform(-self.degrees, self.degrees, N)))
+        N, H, W, C = x.shape
+        theta = np.deg2rad(_rng(rng).uniform(-self.degrees, self.degrees, N))
+        cos = xp.asarray(np.cos(theta).astype(np.float32))[:, None, None]
+        sin = xp.asarray(np.sin(theta).astype(np.float32))[:, None, None]
         cy, cx = (H - 1) / 2.0, (W - 1) / 2.0
-        yy, xx = xp.meshgrid(xp.arange(H) - cy, xp.arange(W) - cx, indexing="ij")
-        cos, sin = xp.cos(theta)[:, None, None], xp.sin(theta)[:, None, None]
-        sy = xp.rint(cos * yy + sin * xx + cy).astype(np.int64)
-        sx = xp.rint(-sin * yy + cos * xx + cx).astype(np.int64)
+        yy = (xp.arange(H, dtype=np.float32) - cy)[:, None]
+        xx = (xp.arange(W, dtype=np.float32) - cx)[None, :]
+        sy = xp.rint(cos * yy + sin * xx + cy).astype(np.int32)            # (N, H, W)
+        sx = xp.rint(-sin * yy + cos * xx + cx).astype(np.int32)
         inside = (sy >= 0) & (sy < H) & (sx >= 0) & (sx < W)
-        out = x[xp.arange(N)[:, None, None], xp.clip(sy, 0, H - 1), xp.clip(sx, 0, W - 1)]
-        out = out * inside[..., None].astype(out.dtype)
+        # one gather of whole pixels from the flattened images; index H*W is an appended
+        # black pixel, read wherever the source lies outside the image
+        source = xp.concatenate([x.reshape(N, H * W, C), xp.zeros((N, 1, C), x.dtype)], axis=1)
+        flat = xp.where(inside, sy * W + sx, H * W).reshape(N, H * W)
+        out = source[xp.arange(N)[:, None], flat].reshape(N, H, W, C)
         return out[0] if single else out
 
     def __repr__(self):
@@ -129,16 +141,22 @@ class ColorJitter:
             return xp.asarray(rng.uniform(1 - s, 1 + s, N).astype(np.float32))[:, None, None, None]
 
         weights = xp.asarray(np.array([0.299, 0.587, 0.114], np.float32))
+        # in place on the float copy y: each step is one pass over the batch
         if self.brightness:
             y *= factors(self.brightness)
         if self.contrast:
             mean = (y @ weights).mean(axis=(1, 2))[:, None, None, None]
-            y = mean + (y - mean) * factors(self.contrast)
+            y -= mean
+            y *= factors(self.contrast)
+            y += mean
         if self.saturation:
             grey = (y @ weights)[..., None]
-            y = grey + (y - grey) * factors(self.saturation)
-        if dtype == np.uint8:
-            y = xp.clip(xp.rint(y), 0, 255).astype(np.uint8)
+            y -= grey
+            y *= factors(self.saturation)
+            y += grey
+        if dtype == np.uint8:  # float32 bounds: Python-int bounds made clip 8x slower
+            xp.rint(y, out=y)
+            y = xp.clip(y, np.float32(0), np.float32(255), out=y).astype(np.uint8)
         return y[0] if single else y
 
     def __repr__(self):
