@@ -1,0 +1,82 @@
+"""Backbones that return feature maps for dense prediction (detection and segmentation).
+
+- ``ResNetBackbone``: a 3x3 stride-2 stem and three stages of ``BasicBlock``s (from
+  ``models.resnet``), each later stage halving the resolution: features at strides 2, 4, 8.
+- ``ViTBackbone``: a ``VisionTransformer`` (``models.vit``) without head; its patch tokens
+  (class token dropped) are put back on their grid: one feature map at stride = patch size.
+
+    tokens (B, 1 + h w, D) -> drop class token -> (B, h w, D) -> (B, D, h, w)
+
+Both expose ``channels`` (per feature map) and ``strides``.
+"""
+from .. import nn, ops
+from ..models.resnet import BasicBlock, conv3x3
+from ..models.vit import VisionTransformer
+
+
+class ResNetBackbone(nn.Module):
+    """Stem conv3x3/2 + BN + ReLU, then stages of BasicBlocks (shortcut option B).
+
+    Shapes: x (B, 3, H, W) -> [c1 (B, w1, H/2, W/2), c2 (B, w2, H/4, W/4), c3 (B, w3, H/8, W/8)]
+    for widths (w1, w2, w3).
+    """
+
+    def __init__(self, widths=(32, 64, 128), blocks=(1, 2, 2)):
+        super().__init__()
+        if len(widths) != len(blocks):
+            raise ValueError(f"widths {widths} and blocks {blocks} need one entry per stage")
+        self.stem = nn.Sequential(conv3x3(3, widths[0], stride=2), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        stages, inplanes = [], widths[0]
+        for i, (w, n) in enumerate(zip(widths, blocks)):
+            stride = 1 if i == 0 else 2
+            stage = [BasicBlock(inplanes, w, stride, shortcut="B")]
+            stage += [BasicBlock(w, w, 1, shortcut="B") for _ in range(n - 1)]
+            stages.append(nn.Sequential(*stage))
+            inplanes = w
+        self.stages = nn.ModuleList(stages)
+        self.channels = tuple(widths)
+        self.strides = tuple(2 ** (i + 1) for i in range(len(widths)))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x, feats = self.stem(x), []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+
+class ViTBackbone(nn.Module):
+    """A VisionTransformer's patch tokens as a grid.
+
+    Shapes: x (B, 3, S, S) -> [(B, D, S/P, S/P)]  (a list of one map, like ResNetBackbone's).
+    """
+
+    def __init__(self, img_size=64, patch_size=8, embed_dim=128, depth=4, num_heads=4, mlp_ratio=2.0):
+        super().__init__()
+        self.vit = VisionTransformer(img_size=img_size, patch_size=patch_size, num_classes=0,
+                                     embed_dim=embed_dim, depth=depth, num_heads=num_heads,
+                                     mlp_ratio=mlp_ratio, gelu="tanh")
+        self.grid = self.vit.patch_embed.grid_size
+        self.channels, self.strides = (embed_dim,), (patch_size,)
+
+    def forward(self, x):
+        tokens = self.vit.forward_features(x)[:, self.vit.num_prefix_tokens:]       # (B, h w, D)
+        B, N, D = tokens.shape
+        return [ops.reshape(ops.transpose(tokens, 1, 2), B, D, *self.grid)]
+
+
+def conv_bn_relu(cin, cout, k=3):
+    """Conv (k x k, same size, no bias) + BatchNorm + ReLU: (B, cin, H, W) -> (B, cout, H, W)."""
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+def build_backbone(name, img_size=64, **kwargs):
+    """'resnet' -> ResNetBackbone(**kwargs); 'vit' -> ViTBackbone(img_size, **kwargs)."""
+    if name == "resnet":
+        return ResNetBackbone(**kwargs)
+    if name == "vit":
+        return ViTBackbone(img_size=img_size, **kwargs)
+    raise ValueError(f"backbone must be 'resnet' or 'vit', got {name!r}")

@@ -1,0 +1,122 @@
+"""``python -m tinyvision detect train|eval|predict`` and ``... segment train|eval|predict``.
+
+``add_subparsers(sub)`` registers both commands on the main parser's subparsers object.
+Scenes are generated from the CIFAR-10 copy at ``--data`` (and cached, see ``scenes``).
+"""
+import json
+import os
+
+import numpy as np
+
+from ..tensor import Tensor
+from .scenes import normalize
+
+TASK_NAMES = {"detect": "detection", "segment": "segmentation"}
+
+
+def _splits(args, cfg=None):
+    from .scenes import scene_splits
+    n_train = getattr(args, "train_scenes", None) or (cfg.train_scenes if cfg else 8000)
+    n_test = args.test_scenes or (cfg.test_scenes if cfg else 1000)
+    seed = cfg.seed if cfg else args.seed
+    return scene_splits(args.data, n_train, n_test, seed=seed)
+
+
+def cmd_train(args):
+    from .engine import TaskConfig, fit
+    cfg = TaskConfig(task=args.task, backbone=args.backbone, data=args.data,
+                     out=args.out or os.path.join("runs", f"{args.task}_{args.backbone}"), epochs=args.epochs,
+                     batch_size=args.batch_size, lr=args.lr, train_scenes=args.train_scenes,
+                     test_scenes=args.test_scenes, seed=args.seed, device=args.device)
+    train_set, test_set = _splits(args)
+    print(f"{TASK_NAMES[args.task]} with a {args.backbone} backbone: {train_set} -> {test_set}", flush=True)
+    _, history = fit(cfg, train_set, test_set, progress=not args.no_progress)
+    print(json.dumps({k: v for k, v in history[-1].items() if not isinstance(v, list)}))
+    print(f"checkpoint: {os.path.join(cfg.out, 'last.tvz')}")
+    return 0
+
+
+def cmd_eval(args):
+    from .engine import evaluate, load_checkpoint
+    model, cfg, _ = load_checkpoint(args.checkpoint, args.device)
+    _, test_set = _splits(args, cfg)
+    result = evaluate(cfg.task, model, test_set, device=args.device)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def _read_images(paths, size):
+    """uint8 (n, size, size, 3) from image files, resized (bilinear) to size x size."""
+    from PIL import Image
+    return np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR)) for p in paths])
+
+
+def cmd_predict(args):
+    from . import draw
+    from .engine import load_checkpoint
+    model, cfg, classes = load_checkpoint(args.checkpoint, args.device)
+    if args.images:
+        images, names = _read_images(args.images, model.img_size), [os.path.basename(p) for p in args.images]
+        truths = None
+    else:
+        _, test_set = _splits(args, cfg)
+        n = min(args.num, len(test_set))
+        images, names = test_set.images[:n], [f"scene_{i:04d}" for i in range(n)]
+        truths = [test_set.target(i) for i in range(n)]
+    preds = model.predict(Tensor(normalize(images), device=args.device))
+    os.makedirs(args.out, exist_ok=True)
+    for i, (img, name) in enumerate(zip(images, names)):
+        if cfg.task == "detect":
+            p = preds[i]
+            keep = p["scores"] >= args.threshold
+            panels = [draw.draw_boxes(img, p["boxes"][keep], p["labels"][keep], classes, p["scores"][keep])]
+            if truths:
+                panels.append(draw.draw_boxes(img, truths[i]["boxes"], truths[i]["labels"], classes))
+        else:
+            panels = [draw.overlay_mask(img, preds[i])]
+            if truths:
+                panels.append(draw.overlay_mask(img, truths[i]["mask"]))
+        path = draw.side_by_side(panels, os.path.join(args.out, os.path.splitext(name)[0] + ".png"))
+        print(path)
+    return 0
+
+
+def add_subparsers(sub):
+    """Register ``detect`` and ``segment`` (each with train, eval, predict) on ``sub``
+    (from parser.add_subparsers())."""
+    for task, what in TASK_NAMES.items():
+        p = sub.add_parser(task, help=f"{what} on generated CIFAR-10 scenes (train, eval, predict)")
+        actions = p.add_subparsers(dest="action", required=True)
+
+        t = actions.add_parser("train", help=f"train a {what} model; writes OUT/last.tvz and OUT/metrics.json")
+        t.add_argument("--backbone", choices=["resnet", "vit"], default="resnet")
+        t.add_argument("--data", default="datasets/cache/cifar10-jpeg.tar.gz", help="CIFAR-10 source for the scenes")
+        t.add_argument("--epochs", type=int, default=10)
+        t.add_argument("--batch-size", type=int, default=32)
+        t.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate")
+        t.add_argument("--train-scenes", type=int, default=8000)
+        t.add_argument("--test-scenes", type=int, default=1000)
+        t.add_argument("--seed", type=int, default=0)
+        t.add_argument("--out", help=f"run folder (default runs/{task}_BACKBONE)")
+        t.add_argument("--device", default="cpu")
+        t.add_argument("--no-progress", action="store_true")
+        t.set_defaults(fn=cmd_train, task=task)
+
+        e = actions.add_parser("eval", help="metrics of a checkpoint on the test scenes")
+        e.add_argument("checkpoint")
+        e.add_argument("--data", default="datasets/cache/cifar10-jpeg.tar.gz")
+        e.add_argument("--test-scenes", type=int, help="default: the run's")
+        e.add_argument("--device", default="cpu")
+        e.set_defaults(fn=cmd_eval, task=task)
+
+        r = actions.add_parser("predict", help="draw predictions as PNGs (test scenes, or the given images)")
+        r.add_argument("checkpoint")
+        r.add_argument("images", nargs="*", help="image files (resized to the model's input); default: test scenes")
+        r.add_argument("--data", default="datasets/cache/cifar10-jpeg.tar.gz")
+        r.add_argument("--test-scenes", type=int, help="default: the run's")
+        r.add_argument("--num", type=int, default=8, help="how many test scenes to draw")
+        r.add_argument("--threshold", type=float, default=0.3, help="detect: lowest score drawn")
+        r.add_argument("--out", default="predictions")
+        r.add_argument("--device", default="cpu")
+        r.set_defaults(fn=cmd_predict, task=task)
+    return sub

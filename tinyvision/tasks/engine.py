@@ -1,0 +1,146 @@
+"""Training, evaluation and checkpoints for the detection and segmentation tasks.
+
+The loop is the classification loop of ``tinyvision.train`` with the task's own loss:
+
+    for each epoch, for each shuffled batch of scenes (random left-right flips):
+        loss = model.loss(images, targets); loss.backward()
+        clip_grad_norm_(params, 5); AdamW step; warmup + cosine schedule step
+    evaluate on the test scenes; save OUT/last.tvz and OUT/metrics.json
+
+A checkpoint holds the model's weights and everything needed to rebuild it (task, backbone,
+model options, class names), so ``load_checkpoint`` needs nothing else.
+"""
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import backend, optim
+from ..serialization import load, save
+from ..tensor import Tensor
+from ..train import _atomic_write, _progress
+from . import detection, segmentation
+
+TASKS = {"detect": detection, "segment": segmentation}
+# Small backbones, sized for a few minutes of CPU training on 64x64 scenes.
+BACKBONE_DEFAULTS = {"resnet": dict(widths=(32, 64, 128), blocks=(1, 1, 1)),
+                     "vit": dict(patch_size=8, embed_dim=128, depth=4, num_heads=4)}
+
+
+@dataclass
+class TaskConfig:
+    """One training run. ``model_kwargs`` override ``BACKBONE_DEFAULTS``."""
+    task: str = "detect"
+    backbone: str = "resnet"
+    data: str = "datasets/cache/cifar10-jpeg.tar.gz"
+    out: str = "runs/detect_resnet"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    train_scenes: int = 8000
+    test_scenes: int = 1000
+    seed: int = 0
+    device: str = "cpu"
+    model_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {sorted(TASKS)}, got {self.task!r}")
+        if self.backbone not in BACKBONE_DEFAULTS:
+            raise ValueError(f"backbone must be one of {sorted(BACKBONE_DEFAULTS)}, got {self.backbone!r}")
+
+
+def model_options(cfg):
+    """The backbone options a run uses: ``BACKBONE_DEFAULTS`` updated by ``cfg.model_kwargs``."""
+    return dict(BACKBONE_DEFAULTS[cfg.backbone], **cfg.model_kwargs)
+
+
+def build_model(cfg, num_classes):
+    """The task's model for ``num_classes`` object classes (segmentation adds background)."""
+    outputs = num_classes + (1 if cfg.task == "segment" else 0)
+    return TASKS[cfg.task].build_model(outputs, cfg.backbone, **model_options(cfg))
+
+
+def predict(task, model, dataset, batch_size=64, device="cpu"):
+    """Model outputs for every scene of ``dataset``, in eval mode: a list of detection dicts
+    ('detect') or label maps int64 (N, S, S) ('segment')."""
+    model.eval()
+    out = []
+    for i in range(0, len(dataset), batch_size):
+        x, _ = dataset.batch(np.arange(i, min(i + batch_size, len(dataset))))
+        p = model.predict(Tensor(x, device=device))
+        out += p if task == "detect" else [p]
+    return out if task == "detect" else np.concatenate(out)
+
+
+def evaluate(task, model, dataset, batch_size=64, device="cpu"):
+    """The task's metrics on ``dataset``: detection AP@0.5, AP@[.5:.95], precision, recall;
+    segmentation pixel accuracy, mIoU, per-class IoU."""
+    preds = predict(task, model, dataset, batch_size, device)
+    if task == "detect":
+        truths = [dataset.target(i) for i in range(len(dataset))]
+        return detection.evaluate(preds, truths, dataset.num_classes)
+    return segmentation.evaluate(preds, dataset.masks, dataset.num_classes + 1)
+
+
+def fit(cfg, train_set, test_set, progress=True, log=print):
+    """Train ``cfg``'s model on ``train_set``, evaluate on ``test_set`` after the last epoch
+    (and write OUT/last.tvz after every epoch). Returns (model, history list of dicts)."""
+    backend.manual_seed(cfg.seed)
+    os.makedirs(cfg.out, exist_ok=True)
+    model = build_model(cfg, train_set.num_classes).to(cfg.device)
+    opt = optim.AdamW(optim.param_groups_weight_decay(model, cfg.weight_decay), lr=cfg.lr)
+    steps_per_epoch = max(len(train_set) // cfg.batch_size, 1)
+    total = cfg.epochs * steps_per_epoch
+    warmup = max(min(cfg.warmup_steps, total // 2), 1)
+    sched = optim.LinearWarmup(optim.CosineAnnealingLR(opt, T_max=max(total - warmup, 1)), warmup_steps=warmup)
+    rng = np.random.default_rng(cfg.seed)
+    history, start = [], time.time()
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = rng.permutation(len(train_set))
+        bar = _progress(steps_per_epoch, f"{cfg.task} {cfg.backbone} epoch {epoch + 1}/{cfg.epochs}", progress)
+        losses = []
+        for s in range(steps_per_epoch):
+            idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            x, targets = train_set.batch(idx, flip=rng.random(len(idx)) < 0.5)
+            opt.zero_grad()
+            loss, parts = model.loss(Tensor(x, device=cfg.device), targets)
+            loss.backward()
+            optim.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.item()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", **{k: f"{v:.3f}" for k, v in parts.items()})
+        bar.close()
+        row = dict(epoch=epoch + 1, train_loss=float(np.mean(losses)), wall_time=time.time() - start)
+        if epoch + 1 == cfg.epochs:
+            row.update(evaluate(cfg.task, model, test_set, device=cfg.device))
+        history.append(row)
+        save_checkpoint(os.path.join(cfg.out, "last.tvz"), model, cfg, train_set.classes, history)
+        _atomic_write(os.path.join(cfg.out, "metrics.json"), lambda f: json.dump(history, f, indent=1))
+        log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f} | {row['wall_time'] / 60:.1f} min"
+            + "".join(f" | {k} {v:.4f}" for k, v in row.items() if k in ("ap50", "ap", "miou", "pixel_accuracy")))
+    return model, history
+
+
+def save_checkpoint(path, model, cfg, classes, history):
+    """Weights, config, class names and history in one .tvz (``tv.save``, atomic)."""
+    config = dict(dataclasses.asdict(cfg), model_kwargs=model_options(cfg))
+    save(dict(model=model.state_dict(), config=config, classes=list(classes),
+              history=history), path)
+
+
+def load_checkpoint(path, device="cpu"):
+    """(model in eval mode, TaskConfig, class names) from a checkpoint of ``fit``."""
+    state = load(path)
+    cfg = TaskConfig(**state["config"])
+    model = build_model(cfg, len(state["classes"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), cfg, list(state["classes"])
