@@ -1,6 +1,7 @@
 """End to end: train a tiny model for a few steps on a generated CIFAR-format fixture; the loss
 falls, a resumed run continues exactly where it stopped, and eval, predict and plot work."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -43,8 +44,8 @@ def test_resume_after_interruption_is_exact(cifar_dir, tmp_path, monkeypatch):
 
     def flaky(self, x, y):
         calls["n"] += 1
-        if calls["n"] == 11:  # epoch 2, step 3 of 8: as if Ctrl-C arrived
-            raise KeyboardInterrupt
+        if calls["n"] == 11:  # Ctrl-C arrives during epoch 2's third step (8 steps per epoch)
+            os.kill(os.getpid(), signal.SIGINT)
         return original(self, x, y)
 
     monkeypatch.setattr(Trainer, "train_step", flaky)
@@ -52,7 +53,7 @@ def test_resume_after_interruption_is_exact(cifar_dir, tmp_path, monkeypatch):
         interrupted.fit()
     monkeypatch.setattr(Trainer, "train_step", original)
     resumed = Trainer.resume(str(tmp_path / "b"), progress=False)
-    assert (resumed.epoch, resumed.step_in_epoch) == (1, 2)
+    assert (resumed.epoch, resumed.step_in_epoch) == (1, 3)   # the step in flight was finished
     resumed.fit()
     got = resumed.model.state_dict()
     for k in expected:

@@ -11,15 +11,18 @@ The loop is the one every deep-learning course draws:
         evaluate on the test split, log, checkpoint
 
 Everything a run needs to continue bit for bit is in its checkpoint: model, optimizer and
-scheduler state, the data order and augmentation generator as they were at the start of the
-epoch, the model's random generator (dropout, stochastic depth), and the step within the
-epoch. Ctrl-C writes such a checkpoint before stopping; ``--resume RUN_DIR`` continues from it.
+scheduler state, the data loader's position (epoch and batches used; each batch's order and
+augmentation come from seeded generators), the model's random generator (dropout, stochastic
+depth), and the step within the epoch. Ctrl-C lets the current step finish, writes such a
+checkpoint and stops; ``--resume RUN_DIR`` continues from it.
 """
 import csv
 import dataclasses
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -177,7 +180,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, len(self.train_loader))
         self.epoch, self.step_in_epoch, self.history, self.best_acc = 0, 0, [], 0.0
-        self.loader_state = self.train_loader.state_dict()
+        self._interrupted = False
         os.makedirs(cfg.out, exist_ok=True)
 
     # ------------------------------------------------------------ checkpoints
@@ -186,7 +189,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "loader": self.loader_state,
+            "loader": self.train_loader.state_dict(),   # mid-epoch: the batches already used
             "rng": backend.get_rng_state(),
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "history": self.history, "best_acc": self.best_acc,
@@ -202,7 +205,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.loader_state = state["loader"]
+        self.train_loader.load_state_dict(state["loader"])
         backend.set_rng_state(state["rng"])
         self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
         self.history, self.best_acc = list(state["history"]), float(state["best_acc"])
@@ -238,10 +241,7 @@ class Trainer:
     def train_one_epoch(self):
         cfg = self.cfg
         self.model.train()
-        self.train_loader.load_state_dict(self.loader_state)
-        batches = iter(self.train_loader)
-        for _ in range(self.step_in_epoch):  # resuming mid-epoch: replay the data order
-            next(batches)
+        batches = iter(self.train_loader)  # continues mid-epoch after a resume
         total = len(self.train_loader)
         bar = _progress(total, f"epoch {self.epoch + 1}/{cfg.epochs}", self.progress, initial=self.step_in_epoch)
         loss_sum = correct_sum = 0.0
@@ -250,6 +250,8 @@ class Trainer:
             loss, correct = self.train_step(x, y)
             pending.append((loss, correct, len(y)))
             self.step_in_epoch += 1
+            if self._interrupted:  # Ctrl-C arrived during the step: stop between two steps
+                raise KeyboardInterrupt
             if len(pending) == cfg.log_interval or self.step_in_epoch == total:
                 # One host read per interval: on a GPU each read is a synchronisation.
                 losses = [float(l) for l, _, _ in pending]
@@ -281,30 +283,34 @@ class Trainer:
         cfg = self.cfg
         self._write_json("config.json", dataclasses.asdict(cfg))
         wall = self.history[-1]["wall_time"] if self.history else 0.0
-        try:
-            while self.epoch < cfg.epochs:
-                t0 = time.perf_counter()
-                row = self.train_one_epoch()
-                row.update(self.evaluate())
-                wall += time.perf_counter() - t0
-                row.update(epoch=self.epoch + 1, lr=self.optimizer.param_groups[0]["lr"], wall_time=wall)
-                self.history.append(row)
-                self.epoch, self.step_in_epoch = self.epoch + 1, 0
-                self.loader_state = self.train_loader.state_dict()
-                if row["test_acc"] > self.best_acc:
-                    self.best_acc = row["test_acc"]
-                    self.save_checkpoint("best.tvz")
-                self.save_checkpoint("last.tvz")
-                self._write_metrics()
-                if self.progress:
-                    print(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
-                          f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f} | "
-                          f"{row['images_per_s']:.0f} img/s | {wall / 60:.1f} min", flush=True)
-        except KeyboardInterrupt:
-            path = self.save_checkpoint("last.tvz")
-            print(f"\ninterrupted at epoch {self.epoch + 1}, step {self.step_in_epoch}; saved {path}. "
-                  f"Continue with: python -m tinyvision train --resume {cfg.out}", flush=True)
-            raise
+        with _deferred_interrupt(self):
+            try:
+                while self.epoch < cfg.epochs:
+                    t0 = time.perf_counter()
+                    row = self.train_one_epoch()
+                    row.update(self.evaluate())
+                    wall += time.perf_counter() - t0
+                    row.update(epoch=self.epoch + 1, lr=self.optimizer.param_groups[0]["lr"], wall_time=wall)
+                    self.history.append(row)
+                    self.epoch, self.step_in_epoch = self.epoch + 1, 0
+                    if row["test_acc"] > self.best_acc:
+                        self.best_acc = row["test_acc"]
+                        self.save_checkpoint("best.tvz")
+                    self.save_checkpoint("last.tvz")
+                    self._write_metrics()
+                    if self.progress:
+                        print(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+                              f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f} | "
+                              f"{row['images_per_s']:.0f} img/s | {wall / 60:.1f} min", flush=True)
+            except KeyboardInterrupt:
+                if not self._interrupted:  # a second Ctrl-C: the state may be mid-update
+                    print("\nstopped without saving; the last checkpoint is from the end of the last epoch",
+                          flush=True)
+                    raise
+                path = self.save_checkpoint("last.tvz")
+                print(f"\ninterrupted at epoch {self.epoch + 1}, step {self.step_in_epoch}; saved {path}. "
+                      f"Continue with: python -m tinyvision train --resume {cfg.out}", flush=True)
+                raise
         return self.history
 
     def _write_metrics(self):
@@ -315,6 +321,30 @@ class Trainer:
 
     def _write_json(self, name, obj):
         _atomic_write(os.path.join(self.cfg.out, name), lambda f: json.dump(obj, f, indent=1))
+
+
+class _deferred_interrupt:
+    """Turn the first Ctrl-C (SIGINT) into a flag that the loop checks between steps, so the
+    checkpoint it then writes never holds a half-applied optimizer update; a second Ctrl-C
+    interrupts at once. Outside the main thread (where signals cannot be caught) it does nothing."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            def handler(signum, frame):
+                if self.trainer._interrupted:
+                    raise KeyboardInterrupt
+                self.trainer._interrupted = True
+            self.previous = signal.signal(signal.SIGINT, handler)
+        self.trainer._interrupted = False
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def _write_csv(f, keys, rows):
