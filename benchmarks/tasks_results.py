@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from tinyvision.tasks.engine import TaskConfig, fit  # noqa: E402
 from tinyvision.tasks.scenes import scene_splits  # noqa: E402
+from tinyvision.transfer.splits import parse_classes  # noqa: E402
 
 PAIRS = ["detect:resnet", "segment:resnet", "detect:vit", "segment:vit"]
 
@@ -41,17 +42,19 @@ def main(argv=None):
     p.add_argument("--test-scenes", type=int, default=1000)
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--classes", type=parse_classes, help="CIFAR class ids of the objects (default all ten)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    train_set, test_set = scene_splits(args.data, args.train_scenes, args.test_scenes)
+    train_set, test_set = scene_splits(args.data, args.train_scenes, args.test_scenes, classes=args.classes)
     results = []
     for pair in args.only:
         task, backbone = pair.split(":")
         cfg = TaskConfig(task=task, backbone=backbone, data=args.data, out=os.path.join(args.out, f"{task}_{backbone}"),
                          epochs=args.epochs, batch_size=args.batch_size, train_scenes=args.train_scenes,
-                         test_scenes=args.test_scenes)
+                         test_scenes=args.test_scenes, classes=args.classes)
         _, history = fit(cfg, train_set, test_set, progress=not args.no_progress)
-        results.append(dict(task=task, backbone=backbone, train_scenes=args.train_scenes, epochs=args.epochs,
+        results.append(dict(task=task, backbone=backbone, classes=train_set.classes,
+                            train_scenes=args.train_scenes, epochs=args.epochs,
                             metrics=history[-1]))
     os.makedirs(args.out, exist_ok=True)
     name = "results_" + "_".join(s.replace(":", "-") for s in args.only) + ".json"

@@ -91,6 +91,9 @@ def test_scene_splits_use_both_splits_and_cache(tmp_path):
     assert len(list(cache.glob("*.npz"))) == 2
     again, _ = scene_splits(str(root), 8, 4, seed=0, cache_dir=str(cache))
     assert np.array_equal(again.images, train.images) and np.array_equal(again.boxes, train.boxes)
+    two, _ = scene_splits(str(root), 8, 4, seed=0, classes=[3, 1], cache_dir=str(cache))
+    assert two.classes == ["cat", "automobile"] and set(two.labels.tolist()) <= {0, 1}
+    assert set(np.unique(two.masks).tolist()) <= {0, 1, 2}
 
 
 # ---------------------------------------------------------------- annotation readers

@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from ..tensor import Tensor
+from ..transfer.splits import parse_classes
 from .scenes import normalize
 
 TASK_NAMES = {"detect": "detection", "segment": "segmentation"}
@@ -18,8 +19,8 @@ def _splits(args, cfg=None):
     from .scenes import scene_splits
     n_train = getattr(args, "train_scenes", None) or (cfg.train_scenes if cfg else 8000)
     n_test = args.test_scenes or (cfg.test_scenes if cfg else 1000)
-    seed = cfg.seed if cfg else args.seed
-    return scene_splits(args.data, n_train, n_test, seed=seed)
+    seed, classes = (cfg.seed, cfg.classes) if cfg else (args.seed, args.classes)
+    return scene_splits(args.data, n_train, n_test, seed=seed, classes=classes)
 
 
 def cmd_train(args):
@@ -27,7 +28,7 @@ def cmd_train(args):
     cfg = TaskConfig(task=args.task, backbone=args.backbone, data=args.data,
                      out=args.out or os.path.join("runs", f"{args.task}_{args.backbone}"), epochs=args.epochs,
                      batch_size=args.batch_size, lr=args.lr, train_scenes=args.train_scenes,
-                     test_scenes=args.test_scenes, seed=args.seed, device=args.device)
+                     test_scenes=args.test_scenes, classes=args.classes, seed=args.seed, device=args.device)
     train_set, test_set = _splits(args)
     print(f"{TASK_NAMES[args.task]} with a {args.backbone} backbone: {train_set} -> {test_set}", flush=True)
     _, history = fit(cfg, train_set, test_set, progress=not args.no_progress)
@@ -96,6 +97,8 @@ def add_subparsers(sub):
         t.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate")
         t.add_argument("--train-scenes", type=int, default=8000)
         t.add_argument("--test-scenes", type=int, default=1000)
+        t.add_argument("--classes", type=parse_classes, help="CIFAR class ids of the objects: '0-4', '0,1,8' "
+                                                              "(relabelled in that order; default all ten)")
         t.add_argument("--seed", type=int, default=0)
         t.add_argument("--out", help=f"run folder (default runs/{task}_BACKBONE)")
         t.add_argument("--device", default="cpu")

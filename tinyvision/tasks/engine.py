@@ -32,7 +32,8 @@ BACKBONE_DEFAULTS = {"resnet": dict(widths=(32, 64, 128), blocks=(1, 1, 1)),
 
 @dataclass
 class TaskConfig:
-    """One training run. ``model_kwargs`` override ``BACKBONE_DEFAULTS``."""
+    """One training run. ``classes``: CIFAR class ids of the scenes (None: all ten);
+    ``model_kwargs`` override ``BACKBONE_DEFAULTS``."""
     task: str = "detect"
     backbone: str = "resnet"
     data: str = "datasets/cache/cifar10-jpeg.tar.gz"
@@ -44,6 +45,7 @@ class TaskConfig:
     warmup_steps: int = 100
     train_scenes: int = 8000
     test_scenes: int = 1000
+    classes: list = None
     seed: int = 0
     device: str = "cpu"
     model_kwargs: dict = field(default_factory=dict)

@@ -201,17 +201,18 @@ def normalize(images):
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def scene_splits(data, n_train=8000, n_test=1000, seed=0, cache_dir=None, **options):
+def scene_splits(data, n_train=8000, n_test=1000, seed=0, classes=None, cache_dir=None, **options):
     """Train and test ``SceneDataset``s from CIFAR-10 at ``data`` (any source
     ``tinyvision.data.CIFAR10`` reads): train scenes from the train split, test scenes from the
-    test split (seeds ``seed`` and ``seed + 1``). ``options`` go to ``make_scenes``. Cached
+    test split (seeds ``seed`` and ``seed + 1``). ``classes``: CIFAR class ids to use
+    (relabelled 0..k-1 in the order given; default all ten). ``options`` go to ``make_scenes``. Cached
     under ``cache_dir`` (default: a ``scenes`` folder beside CIFAR's own cache) by a key made
     of the arguments and the source file's name, size and modification time."""
     from ..data.cifar import CLASSES, _cache_path, load_cifar10, locate
     _, path = locate(data)
     st = os.stat(path)
     key = json.dumps(dict(src=os.path.abspath(path), size=st.st_size, mtime=int(st.st_mtime), n_train=n_train,
-                          n_test=n_test, seed=seed, **options), sort_keys=True)
+                          n_test=n_test, seed=seed, classes=classes, **options), sort_keys=True)
     if cache_dir is None:
         cifar_cache = _cache_path(path, None)
         cache_dir = os.path.join(os.path.dirname(cifar_cache), "scenes") if cifar_cache else None
@@ -223,10 +224,14 @@ def scene_splits(data, n_train=8000, n_test=1000, seed=0, cache_dir=None, **opti
         if all(os.path.exists(p) for p in names.values()):
             return SceneDataset.load(names["train"]), SceneDataset.load(names["test"])
     cifar = load_cifar10(data)
+    ids = list(range(len(CLASSES))) if classes is None else [int(c) for c in classes]
+    relabel = np.full(len(CLASSES), -1)
+    relabel[ids] = np.arange(len(ids))
     out = []
     for split, n, s in (("train", n_train, seed), ("test", n_test, seed + 1)):
         x, y = cifar[split]
-        ds = SceneDataset(make_scenes(x, y, n, seed=s, **options), CLASSES)
+        keep = relabel[y] >= 0
+        ds = SceneDataset(make_scenes(x[keep], relabel[y[keep]], n, seed=s, **options), [CLASSES[i] for i in ids])
         if names:
             ds.save(names[split])
         out.append(ds)
