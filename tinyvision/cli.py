@@ -1,4 +1,4 @@
-"""The ``tinyvision`` command: python -m tinyvision {train,eval,predict,plot,finetune,pretrain,models} ...
+"""The ``tinyvision`` command: python -m tinyvision {train,eval,predict,plot,finetune,pretrain,detect,segment,models} ...
 (--help on each)."""
 import argparse
 import dataclasses
@@ -155,8 +155,10 @@ def build_parser():
     p.add_argument("--out", help="PNG path (default RUN_DIR/learning_curves.png)")
     p.add_argument("--wall-time", action="store_true", help="x axis: wall time instead of epochs")
     p.set_defaults(fn=cmd_plot)
+    from .tasks.cli import add_subparsers as add_task_commands
     from .transfer.cli import add_subparsers as add_transfer_commands
     add_transfer_commands(sub)
+    add_task_commands(sub)
     p = sub.add_parser("models", help="list the registered models")
     p.add_argument("pattern", nargs="?")
     p.set_defaults(fn=cmd_models)
