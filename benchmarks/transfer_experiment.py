@@ -44,9 +44,11 @@ def main():
     parser.add_argument("--test-per-class", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, measures nothing")
+    parser.add_argument("--models", nargs="+", help="run only these plans (e.g. vit_cifar_tiny)")
     args = parser.parse_args()
+    chosen = [p for p in plans(args.quick) if not args.models or p.model in args.models]
     t0 = time.perf_counter()
-    results = run_experiment(plans(args.quick), args.data, args.out, args.seed, args.test_per_class,
+    results = run_experiment(chosen, args.data, args.out, args.seed, args.test_per_class,
                              log=lambda s: print(f"[{(time.perf_counter() - t0) / 60:5.1f} min] {s}", flush=True))
     results["wall_seconds"] = time.perf_counter() - t0
     with open(os.path.join(args.out, "results.json"), "w") as f:

@@ -225,6 +225,9 @@ def test_cli_pretrain_then_finetune(tmp_path, capsys):
                 + common) == 0
     assert _run(["finetune", os.path.join(ft, "last.tvz"), "--label-fraction", "0.5", "--out", str(tmp_path / "ft3")]
                 + common) == 0
+    with pytest.raises(ValueError, match="padding"):   # crops would leak border positions
+        _run(["pretrain", "--method", "position", "--model", "vit_cifar_tiny", "--augment", "crop_flip",
+              "--out", pre] + common)
     with pytest.raises(SystemExit, match="--num-classes 3"):
         _run(["finetune", backbone, "--num-classes", "3", "--classes", "5-9", "--out", str(tmp_path / "x")] + common)
 

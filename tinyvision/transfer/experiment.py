@@ -69,8 +69,10 @@ def pretrain_supervised(plan, data, out, seed, test_per_class):
 def pretrain_self_supervised(plan, method, data, out, seed, test_per_class):
     """Pretext pretraining on images of all classes (labels unused); returns (backbone file,
     seconds, history)."""
+    # position prediction must not see the crop's padding (PretextTrainer explains)
+    options = dict(plan.pretrain_recipe, **({"augment": "flip"} if method == "position" else {}))
     cfg = _cfg(plan, out, plan.pretrain_epochs, seed, data, test_per_class, subset=plan.pretrain_per_class,
-               label_smoothing=0.0, **plan.pretrain_recipe)
+               label_smoothing=0.0, **options)
     t0 = time.perf_counter()
     trainer = PretextTrainer(cfg, method, progress=False)
     history = trainer.fit()

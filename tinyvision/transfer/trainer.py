@@ -95,9 +95,17 @@ class PretextTrainer(AdaptedTrainer):
     labels are ignored: ``cfg.model`` is the backbone, ``method`` the task, ``task_kwargs``
     its options (e.g. mask_ratio). ``test_acc`` is the pretext accuracy (position or
     rotation; 0 for the MAE, which has none) on the test images with a fixed seed, so epochs
-    compare. ``export(path)`` writes the backbone as ``.safetensors`` for fine-tuning."""
+    compare. ``export(path)`` writes the backbone as ``.safetensors`` for fine-tuning.
+    Position prediction trains with flips only (cfg.augment None -> 'flip'), see below."""
 
     def __init__(self, cfg, method, progress=True, **task_kwargs):
+        if method == "position":
+            # Random crops pad with a constant: a patch holding padding gives its border
+            # position away, a shortcut that does not exist on test images. Flips only.
+            if cfg.augment is not None and "crop" in cfg.augment:
+                raise ValueError(f"position prediction with augment={cfg.augment!r}: the crop's padding "
+                                 "reveals where border patches belong; use 'flip' or 'none'")
+            cfg = dataclasses.replace(cfg, augment=cfg.augment or "flip")
         self.task = build_pretext(method, cfg.model, cfg.model_kwargs, **task_kwargs)
         train_set, test_set = load_datasets(cfg)
         super().__init__(cfg, self.task, train_set, test_set, progress=progress)
