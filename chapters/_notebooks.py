@@ -711,3 +711,856 @@ NOTEBOOKS["03_resnet"] = [
     the bottleneck's factor 4.
     """,
 ]
+
+# =====================================================================================
+NOTEBOOKS["04_vit_vs_resnet"] = [
+    """md:
+    # Chapter 4 · ViT and ResNet compared (ViT和ResNet模型的联系与差异)
+
+    The article's comparison, measured: parameters, multiply-adds, throughput, accuracy for the same
+    training time, and accuracy as the training set grows. At the end we say which of the usual
+    claims the measurements support, and how strongly.
+    """,
+    SETUP,
+    DATA_NOTE,
+    """md:
+    ## 4.1 What they share (ViT和ResNet的共性) and 4.2 how they differ (ViT和ResNet的差异)
+
+    Both are stacks of residual blocks ($x + F(x)$) with normalisation, trained end to end by the same
+    loop, and both end in global pooling (ResNet: average over positions; ViT: the class token) and a
+    linear classifier. They differ in how positions interact: a 3x3 convolution only mixes neighbours
+    with weights shared across the image (locality and translation equivariance are built in), while
+    attention lets every patch look at every other from the first layer, with weights computed from the
+    content, and must learn what locality it needs (fewer built-in assumptions, "inductive biases").
+
+    ### Size and computation
+    `tv.summary` counts parameters and multiply-adds (MACs) for one image.
+    """,
+    """
+    cifar_models = ["resnet20", "resnet56", "vit_cifar_tiny", "vit_cifar_small", "vit_lite_7_4"]
+    big_models = ["resnet18", "vit_tiny_patch16_224"] if QUICK else ["resnet18", "resnet50", "vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224"]
+    rows = []
+    for name, size in [(m, 32) for m in cifar_models] + [(m, 224) for m in big_models]:
+        model = tv.models.create(name)
+        s = tv.summary(model, (1, 3, size, size), verbose=False)
+        rows.append((name, size, s.total_params, s.total_macs))
+    print(f"{'model':24s} {'input':>6s} {'params':>12s} {'MACs':>14s} {'MACs/param':>10s}")
+    for name, size, p, m in rows:
+        print(f"{name:24s} {size:>6d} {p:>12,d} {m:>14,d} {m / p:>10.1f}")
+    """,
+    """md:
+    A convolution applies each weight at every position of its feature map; a ViT applies each weight
+    once per token (plus the attention products, which have no weights). So a ViT's MACs per parameter
+    is close to its number of tokens: about 65-74 for the CIFAR ViTs (65 tokens), over 200 for ViT-Ti/16
+    at 224x224 (197 tokens), whereas ResNet's ratio depends on where its parameters sit (most are in the
+    low-resolution last stage: about 150 for both ResNet-20 and ResNet-18). Which family is "cheaper per
+    parameter" therefore depends on image and patch size, not on the family.
+
+    ### Throughput
+    Images per second for training steps (forward + backward + update) and for inference, measured on
+    this machine. The numbers depend on the CPU and on whatever else runs on it.
+    """,
+    """
+    def throughput(model, batch, reps, train=True):
+        x = tv.randn(batch, 3, 32, 32)
+        y = tv.tensor(np.random.default_rng(0).integers(0, 10, batch))
+        opt = tv.optim.SGD(model.parameters(), lr=0.01)
+        model.train(train)
+        times = []
+        for _ in range(reps + 1):
+            t0 = time.perf_counter()
+            if train:
+                loss = tv.nn.functional.cross_entropy(model(x), y)
+                opt.zero_grad(); loss.backward(); opt.step()
+            else:
+                with tv.no_grad():
+                    model(x)
+            times.append(time.perf_counter() - t0)
+        return batch / np.median(times[1:])                         # first call warms up
+
+    batch, reps = (32, 2) if QUICK else (128, 5)
+    speed = {}
+    for name in ["resnet20", "vit_cifar_tiny"] + ([] if QUICK else ["vit_cifar_small"]):
+        model = tv.models.create(name)
+        speed[name] = (throughput(model, batch, reps, True), throughput(model, batch, reps, False))
+        print(f"{name:16s} train {speed[name][0]:7.0f} img/s   inference {speed[name][1]:7.0f} img/s")
+    """,
+    """md:
+    ## 4.3 Performance on vision tasks (ViT和ResNet在计算机视觉任务中的表现)
+
+    ### Accuracy for the same training time
+    Each model gets the same wall-clock budget on the same images with its own recipe (ResNet: SGD;
+    ViT: AdamW); the schedule is laid out for a fixed number of epochs and training stops when the time
+    is up.
+    """,
+    """
+    split = C.load_data(train_per_class=40 if QUICK else 2000, test_per_class=20 if QUICK else 300)
+    C.describe(split)
+    budget = 6 if QUICK else 600
+    # QUICK mode: a narrow ResNet-8 and the tiny ViT (similar sizes); full mode: ResNet-20 and the small ViT.
+    res_name, vit_name = ("resnet8 (narrow)", "vit_cifar_tiny") if QUICK else ("resnet20", "vit_cifar_small")
+    def build(name):
+        return C.cifar_resnet(8, widths=(8, 16, 32)) if name == "resnet8 (narrow)" else tv.models.create(name)
+    contenders = {res_name: "resnet_sgd", vit_name: "vit_adamw"}
+    timed = {}
+    for name, recipe in contenders.items():
+        tv.manual_seed(0)
+        print(name)
+        timed[name] = C.fit(build(name), split, recipe, epochs=3 if QUICK else 30, time_budget=budget,
+                            batch_size=32 if QUICK else 128, warmup_epochs=0 if QUICK else None)
+    for name, hist in timed.items():
+        plt.plot([h["wall_time"] for h in hist], [h["test_acc"] for h in hist], marker="o", label=name)
+    plt.xlabel("training time (s)"); plt.ylabel("test accuracy"); plt.legend(); plt.grid(alpha=0.3)
+    plt.title(f"same budget: {budget} s"); plt.show()
+    """,
+    """md:
+    ### Data efficiency
+    The claim most often made: ViT needs more data than a CNN, because it must learn the locality a
+    convolution has built in. We train both on growing fractions of the training set (same epochs)
+    and compare test accuracy.
+    """,
+    """
+    fractions = [0.25, 1.0] if QUICK else [0.1, 0.25, 0.5, 1.0]
+    efficiency = {res_name: [], vit_name: []}
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(split.train))
+    for f in fractions:
+        part = C.Split(C.subset(split.train, order[:int(f * len(order))]), split.test, split.source)
+        for name, recipe in contenders.items():
+            tv.manual_seed(0)
+            hist = C.fit(build(name), part, recipe, epochs=2 if QUICK else 20, verbose=False,
+                         batch_size=32 if QUICK else 128, warmup_epochs=0 if QUICK else None)
+            efficiency[name].append(hist[-1]["test_acc"])
+            print(f"fraction {f:.2f} ({len(part.train)} images) {name:16s} test acc {hist[-1]['test_acc']:.3f}")
+    for name, accs in efficiency.items():
+        plt.plot([f * len(split.train) for f in fractions], accs, marker="o", label=name)
+    plt.xscale("log"); plt.xlabel("training images"); plt.ylabel("test accuracy"); plt.legend(); plt.grid(alpha=0.3)
+    plt.show()
+    """,
+    """md:
+    ### What the measurements support
+    The cell below turns the measurements into verdicts. They only speak for this scale (small models,
+    CIFAR-sized images, short training, a CPU); the article's statements about ImageNet-scale
+    pretraining cannot be tested here.
+    """,
+    """
+    def verdict(ok):
+        return "SUPPORTED by this run" if ok else "NOT supported by this run"
+
+    r = {name: (p, m) for name, size, p, m in rows if size == 32}
+    big = {name: (p, m) for name, size, p, m in rows if size == 224}
+    ratio = lambda d, n: d[n][1] / d[n][0]
+    print("1. 'ViT does fewer multiply-adds per parameter than a CNN': at 32x32",
+          verdict(ratio(r, "vit_cifar_small") < ratio(r, "resnet20")), "; at 224x224",
+          verdict(ratio(big, "vit_tiny_patch16_224") < ratio(big, "resnet18")))
+    res_final, vit_final = timed[res_name][-1]["test_acc"], timed[vit_name][-1]["test_acc"]
+    print(f"2. 'for the same (short) training time the CNN is more accurate': {res_name} {res_final:.3f} vs "
+          f"{vit_name} {vit_final:.3f}:", verdict(res_final > vit_final))
+    gap = np.array(efficiency[res_name]) - np.array(efficiency[vit_name])
+    print(f"3. 'ViT's deficit shrinks as data grows': ResNet minus ViT accuracy by fraction {np.round(gap, 3).tolist()}:",
+          verdict(gap[-1] < gap[0]))
+    print("   (differences of a few points on a few hundred test images are within noise:",
+          f"the standard error of one accuracy near 0.5 on {len(split.test)} images is "
+          f"{np.sqrt(0.25 / len(split.test)):.3f})")
+    if not split.real:
+        print("   The data were SYNTHETIC: none of these verdicts is about CIFAR-10.")
+    """,
+]
+
+# =====================================================================================
+NOTEBOOKS["05_training_evaluation_optimization"] = [
+    """md:
+    # Chapter 5 · Training, evaluation and optimisation (计算机视觉预训练模型应用案例)
+
+    Data preparation, the two training recipes, the evaluation metrics (accuracy, precision, recall,
+    F1, IoU), learning-rate schedules, and ablations of augmentation and regularisation.
+    """,
+    SETUP,
+    DATA_NOTE,
+    """md:
+    ## 5.1 Preparing the data (数据集准备)
+
+    Check the class balance, compute the per-channel mean and standard deviation used for
+    normalisation, and look at what augmentation does to a batch.
+    """,
+    """
+    split = C.load_data(train_per_class=50 if QUICK else 2000, test_per_class=20 if QUICK else 300)
+    C.describe(split)
+    print("images per class:", np.bincount(split.train.targets).tolist())
+    pixels = split.train.data.reshape(-1, 3) / 255.0
+    print("mean per channel", pixels.mean(0).round(4), " std", pixels.std(0).round(4))
+    print("CIFAR-10 constants used by the models:", tv.data.CIFAR10_MEAN, tv.data.CIFAR10_STD)
+
+    from tinyvision.train import build_transform, RECIPES
+    augment = build_transform("crop_flip_cutout", (0, 0, 0), (1, 1, 1))          # no normalisation, to show it
+    sample = split.train.data[:6]
+    out = augment(sample, np.random.default_rng(0))
+    fig, axes = plt.subplots(2, 6, figsize=(10, 3.6))
+    for j in range(6):
+        axes[0, j].imshow(sample[j]); axes[1, j].imshow(out[j].transpose(1, 2, 0).clip(0, 1))
+        axes[0, j].axis("off"); axes[1, j].axis("off")
+    axes[0, 0].set_title("original", loc="left"); axes[1, 0].set_title("crop + flip + cutout", loc="left")
+    plt.show()
+    """,
+    """md:
+    ## 5.2 Training and optimisation (模型训练与优化)
+
+    The article trains ViT with Adam and ResNet with SGD. tinyvision's recipes
+    (`tinyvision.train.RECIPES`) make that concrete: ResNet uses SGD with Nesterov momentum, weight
+    decay $5 \\cdot 10^{-4}$ and a one-cycle schedule; ViT uses AdamW (decoupled weight decay 0.05),
+    a linear warmup and cosine decay, label smoothing 0.1 and gradient clipping at norm 1.
+    """,
+    """
+    for name, recipe in RECIPES.items():
+        print(name, {k: v for k, v in recipe.items()})
+    curves = {}
+    # QUICK mode: a narrow ResNet-8 in place of ResNet-20 (same recipe), to keep the run short
+    for name, recipe in [("resnet8 (narrow)" if QUICK else "resnet20", "resnet_sgd"), ("vit_cifar_tiny", "vit_adamw")]:
+        tv.manual_seed(0)
+        print(name)
+        model = C.cifar_resnet(8, widths=(8, 16, 32)) if QUICK else tv.models.create(name)
+        curves[name] = (model, C.fit(model, split, recipe, epochs=2 if QUICK else 20, batch_size=32 if QUICK else 128,
+                                     warmup_epochs=0 if QUICK else None))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, (_, hist) in curves.items():
+        axes[0].plot([h["epoch"] for h in hist], [h["train_loss"] for h in hist], marker="o", label=name)
+        axes[1].plot([h["epoch"] for h in hist], [h["test_acc"] for h in hist], marker="o", label=name)
+    axes[0].set_title("training loss"); axes[1].set_title("test accuracy")
+    for ax in axes: ax.set_xlabel("epoch"); ax.legend(); ax.grid(alpha=0.3)
+    plt.show()
+    """,
+    """md:
+    ## 5.3 Evaluation and optimisation (模型评估与优化)
+
+    ### Metrics
+    With predictions $p_i$ and labels $t_i$: accuracy $= \\frac{1}{N}\\sum_i [p_i = t_i]$; for class $c$,
+    precision $= TP_c/(TP_c + FP_c)$ (of the images called $c$, how many are $c$), recall
+    $= TP_c/(TP_c + FN_c)$ (of the images of $c$, how many were found), $F_1$ their harmonic mean. The
+    confusion matrix holds all of it: row = truth, column = prediction.
+    """,
+    """
+    from tinyvision import metrics
+    model = curves[list(curves)[0]][0]
+    logits, targets = C.evaluate(model, split.test)
+    preds = logits.argmax(1)
+    cm = metrics.confusion_matrix(preds, targets, 10)
+    precision, recall, f1 = metrics.precision_recall_f1(preds, targets, 10)
+    print(f"accuracy {metrics.accuracy(logits, targets):.3f}   top-5 {metrics.topk_accuracy(logits, targets, 5):.3f}")
+    tp = np.diag(cm); print("precision from the matrix by hand equals the library's:",
+                            np.allclose(np.divide(tp, cm.sum(0), out=np.zeros(10), where=cm.sum(0) > 0), precision))
+    for c, name in enumerate(split.classes):
+        print(f"  {name:12s} precision {precision[c]:.2f}  recall {recall[c]:.2f}  F1 {f1[c]:.2f}")
+    metrics.plot_confusion_matrix(cm, split.classes, normalize=True); plt.show()
+    """,
+    """md:
+    For detection and segmentation the basic score is the **intersection over union**,
+    $\\mathrm{IoU}(A, B) = |A \\cap B| / |A \\cup B|$, of a predicted and a true box or mask; a detection
+    usually counts as correct when IoU $\\ge 0.5$, and segmentation reports the mean IoU over classes.
+    """,
+    """
+    truth = np.array([[10, 10, 50, 50]])
+    guesses = np.array([[10, 10, 50, 50], [20, 20, 60, 60], [30, 10, 70, 50], [60, 60, 90, 90]])
+    ious = metrics.box_iou(guesses, truth)[:, 0]
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.add_patch(plt.Rectangle((10, 10), 40, 40, fill=False, lw=3, color="black", label="truth"))
+    for g, iou, colour in zip(guesses, ious, ["tab:green", "tab:blue", "tab:orange", "tab:red"]):
+        ax.add_patch(plt.Rectangle(g[:2], g[2] - g[0], g[3] - g[1], fill=False, lw=1.5, color=colour, ls="--"))
+        ax.text(g[0] + 1, g[3] - 3, f"IoU {iou:.2f}", color=colour, fontsize=8)
+    ax.set_xlim(0, 100); ax.set_ylim(100, 0); ax.set_title("box IoU"); plt.show()
+    # a mask: predicted and true label maps with 3 classes
+    true_map = np.zeros((20, 20), int); true_map[5:15, 5:15] = 1; true_map[:, 17:] = 2
+    pred_map = np.zeros((20, 20), int); pred_map[6:16, 4:14] = 1; pred_map[:, 16:] = 2
+    print("per-class IoU:", metrics.per_class_iou(pred_map, true_map, 3).round(3), " mIoU:",
+          round(metrics.mean_iou(pred_map, true_map, 3), 3), " pixel accuracy:", metrics.pixel_accuracy(pred_map, true_map))
+    """,
+    """md:
+    ### Learning-rate schedules: cosine vs step
+    Both start at the base rate. Step decay divides it by 10 at fixed milestones (here 50% and 75%
+    of training, as in the ResNet paper); cosine annealing follows
+    $\\eta_t = \\eta_{min} + \\frac{1}{2}(\\eta_0 - \\eta_{min})(1 + \\cos(\\pi t / T))$; warmup ramps up
+    linearly first; one-cycle rises then falls. Plotted from each scheduler's closed form `lr_at(t)`,
+    no training needed.
+    """,
+    """
+    total = 1000
+    def make(kind):
+        opt = tv.optim.SGD([tv.nn.Parameter(np.zeros(1, np.float32))], lr=0.1)
+        if kind == "step (x0.1 at 50%, 75%)":
+            return tv.optim.MultiStepLR(opt, milestones=[total // 2, total * 3 // 4], gamma=0.1)
+        if kind == "cosine":
+            return tv.optim.CosineAnnealingLR(opt, T_max=total)
+        if kind == "warmup 50 + cosine":
+            return tv.optim.LinearWarmup(tv.optim.CosineAnnealingLR(opt, T_max=total - 50), warmup_steps=50)
+        return tv.optim.OneCycleLR(opt, max_lr=0.1, total_steps=total)
+    for kind in ["step (x0.1 at 50%, 75%)", "cosine", "warmup 50 + cosine", "one-cycle"]:
+        sched = make(kind)
+        plt.plot([sched.lr_at(t)[0] for t in range(total)], label=kind)
+    plt.xlabel("step"); plt.ylabel("learning rate"); plt.legend(); plt.grid(alpha=0.3); plt.show()
+    """,
+    """md:
+    ### Ablations: augmentation and regularisation
+    The article lists more augmentation and L1/L2/dropout regularisation as remedies for overfitting.
+    One model and recipe, one change at a time. In QUICK mode each run sees a few hundred images for
+    two epochs, so the differences are noise; in full mode (20 epochs on 20,000 images) augmentation's
+    benefit is expected to show as a smaller gap between training and test accuracy.
+    """,
+    """
+    variants = {
+        "no augmentation": dict(augment="none"),
+        "flip": dict(augment="flip"),
+        "crop + flip": dict(augment="crop_flip"),
+        "crop + flip + cutout": dict(augment="crop_flip_cutout"),
+        "crop + flip, no weight decay": dict(augment="crop_flip", weight_decay=0.0),
+        "crop + flip, label smoothing 0.1": dict(augment="crop_flip", label_smoothing=0.1),
+    }
+    if QUICK:
+        variants = {k: variants[k] for k in ["no augmentation", "crop + flip", "crop + flip, no weight decay"]}
+    ablation = {}
+    for name, change in variants.items():
+        tv.manual_seed(0)
+        model = C.cifar_resnet(8 if QUICK else 20, widths=(8, 16, 32) if QUICK else (16, 32, 64))
+        hist = C.fit(model, split, "resnet_sgd", epochs=2 if QUICK else 20, batch_size=32 if QUICK else 128,
+                     verbose=False, **change)
+        ablation[name] = (hist[-1]["train_acc"], hist[-1]["test_acc"])
+        print(f"{name:34s} train acc {ablation[name][0]:.3f}   test acc {ablation[name][1]:.3f}")
+    """,
+]
+
+# =====================================================================================
+NOTEBOOKS["06_projects"] = [
+    """md:
+    # Chapter 6 · Projects (ViT和ResNet模型在实际项目中的应用)
+
+    Image classification when some classes are rare, and what detection and segmentation need from a
+    backbone.
+    """,
+    SETUP,
+    DATA_NOTE,
+    """md:
+    ## 6.1 Image classification project (图像分类项目)
+
+    Real data sets are rarely balanced. We build a long-tailed training set (class $c$ keeps
+    $n_{max} \\cdot 10^{-c/9}$ images: the last class has a tenth of the first) and compare three ways of
+    training on it, judged on a *balanced* test set:
+
+    * **baseline**: plain cross-entropy; the model learns that rare classes are rarely right;
+    * **resampling**: draw training images with probability inversely proportional to their class's
+      frequency (`WeightedRandomSampler`), so batches are balanced on average;
+    * **class weights**: keep the data, weight each class's loss by $w_c = N / (C\\, n_c)$
+      (`class_weights`), so rare-class mistakes cost more.
+
+    Accuracy hides the problem; per-class recall and macro-averaged F1 show it.
+    """,
+    """
+    from tinyvision import data, metrics
+    split = C.load_data(train_per_class=60 if QUICK else 2000, test_per_class=20 if QUICK else 300)
+    C.describe(split)
+    idx = data.make_imbalanced(split.train.targets, imbalance_factor=10.0, seed=0)
+    long_tail = C.Split(C.subset(split.train, idx), split.test, split.source)
+    counts = np.bincount(long_tail.train.targets, minlength=10)
+    print("training images per class:", counts.tolist())
+
+    y = long_tail.train.targets
+    per_item = 1.0 / counts[y]
+    setups = {
+        "baseline": dict(),
+        "resampling": dict(sampler=data.WeightedRandomSampler(per_item, num_samples=len(y), seed=0)),
+        "class weights": dict(class_weight=data.class_weights(y, 10)),
+    }
+    outcome = {}
+    for name, extra in setups.items():
+        tv.manual_seed(0)
+        model = C.cifar_resnet(8 if QUICK else 20, widths=(8, 16, 32) if QUICK else (16, 32, 64))
+        C.fit(model, long_tail, "resnet_sgd", epochs=3 if QUICK else 30, batch_size=32 if QUICK else 128,
+              verbose=False, **extra)
+        logits, targets = C.evaluate(model, long_tail.test)
+        p, r, f1 = metrics.precision_recall_f1(logits.argmax(1), targets, 10)
+        outcome[name] = dict(acc=metrics.accuracy(logits, targets), recall=r, macro_f1=f1.mean())
+        print(f"{name:14s} accuracy {outcome[name]['acc']:.3f}   macro F1 {outcome[name]['macro_f1']:.3f}   "
+              f"recall of the 3 rarest classes {r[-3:].round(2).tolist()}")
+    """,
+    """
+    width = 0.27
+    for k, (name, o) in enumerate(outcome.items()):
+        plt.bar(np.arange(10) + (k - 1) * width, o["recall"], width, label=name)
+    plt.plot(np.arange(10), counts / counts.max(), "k.--", label="share of training images (rel.)")
+    plt.xticks(range(10), [c[:8] for c in split.classes], rotation=45)
+    plt.ylabel("recall on the balanced test set"); plt.legend(fontsize=8); plt.show()
+    """,
+    """md:
+    Expected with enough training (full mode): the baseline's recall falls along the tail; both
+    remedies lift the rare classes' recall at some cost to the frequent ones, raising macro F1.
+    Resampling repeats the few rare images many times (overfitting risk, helped by augmentation);
+    class weights keep each image once but make the loss noisier. In QUICK mode all three models are
+    barely trained and the comparison is not meaningful.
+
+    ## 6.2 Object detection (目标检测项目) and 6.3 segmentation (图像分割项目)
+
+    Detection and segmentation heads live in `tinyvision.tasks` (written separately). The cell below
+    uses it if it is installed; either way it shows what both tasks need from a backbone: a *spatial
+    feature map*, not one vector per image. Both of our backbones provide one at 1/4 of the input
+    resolution: ResNet's last stage (64 channels at 8x8) and ViT's patch tokens reshaped to their grid
+    (D channels at 8x8).
+    """,
+    """
+    import importlib.util
+    if importlib.util.find_spec("tinyvision.tasks") is not None:
+        import tinyvision.tasks as tasks
+        print("tinyvision.tasks is available:", (tasks.__doc__ or "").strip().splitlines()[0])
+        print("public names:", [n for n in dir(tasks) if not n.startswith("_")])
+    else:
+        print("tinyvision.tasks is not in this checkout: detection and segmentation heads are not available here.")
+
+    x = tv.tensor(C.normalised(C.subset(split.test, np.arange(2))))
+    resnet = tv.models.create("resnet20").eval()
+    vit = tv.models.create("vit_cifar_tiny").eval()
+    with tv.no_grad():
+        h = resnet.maxpool(resnet.relu(resnet.bn1(resnet.conv1(x))))
+        for stage in [resnet.layer1, resnet.layer2, resnet.layer3]:
+            h = stage(h)
+        tokens = vit.forward_features(x)[:, 1:]                     # drop the class token
+        B, N, D = tokens.shape
+        g = int(np.sqrt(N))
+        vit_map = tokens.transpose(1, 2).reshape(B, D, g, g)
+    print("ResNet feature map:", h.shape, "  ViT feature map:", vit_map.shape)
+    """,
+    """md:
+    What an 8x8 feature map costs a segmentation: if the masks are predicted per feature-map cell and
+    upsampled, the best possible result is limited by the grid. We take a fine mask, reduce it to 8x8 by
+    majority vote, upsample it back and measure the IoU that remains: an upper bound for a head that
+    does not refine its output (real heads use skip connections or upsampling decoders).
+    """,
+    """
+    yy, xx = np.mgrid[0:32, 0:32]
+    fine = ((yy - 15) ** 2 + (xx - 17) ** 2 < 9 ** 2).astype(int)          # a disc
+    for grid in [16, 8, 4]:
+        f = 32 // grid
+        coarse = fine.reshape(grid, f, grid, f).mean(axis=(1, 3)) >= 0.5
+        back = np.kron(coarse, np.ones((f, f), int))
+        print(f"{grid:2d}x{grid:<2d} grid: mask IoU {metrics.mask_iou(back, fine):.3f}")
+    """,
+]
+
+# =====================================================================================
+NOTEBOOKS["07_outlook"] = [
+    """md:
+    # Chapter 7 · Outlook and challenges (未来展望与挑战)
+
+    Two of the article's themes, made measurable on a small scale: the compute (and energy) that
+    accuracy costs, and model compression to make models cheaper to deploy.
+    """,
+    SETUP,
+    DATA_NOTE,
+    """md:
+    ## 7.1 Trends (计算机视觉预训练模型的发展趋势): compute and energy against accuracy
+
+    Training compute is roughly $3 \\times$ (forward MACs per image) $\\times$ (images seen) multiply-adds:
+    the backward pass costs about twice the forward. Energy is measured here as CPU time times an
+    *assumed* power draw; set `WATTS` to your machine's figure (the default is a guess for a laptop-class
+    2-core CPU, not a measurement).
+    """,
+    """
+    WATTS = 15.0
+    split = C.load_data(train_per_class=40 if QUICK else 2000, test_per_class=20 if QUICK else 300)
+    C.describe(split)
+    entries = [("resnet8 (narrow)", lambda: C.cifar_resnet(8, widths=(8, 16, 32)), "resnet_sgd"),
+               ("resnet20", lambda: tv.models.create("resnet20"), "resnet_sgd"),
+               ("vit_cifar_tiny", lambda: tv.models.create("vit_cifar_tiny"), "vit_adamw")]
+    if not QUICK:
+        entries.append(("vit_cifar_small", lambda: tv.models.create("vit_cifar_small"), "vit_adamw"))
+    budget = []
+    trained = {}
+    for name, build, recipe in entries:
+        tv.manual_seed(0)
+        model = build()
+        macs = tv.summary(model, (1, 3, 32, 32), verbose=False).total_macs
+        cpu0 = time.process_time()
+        hist = C.fit(model, split, recipe, epochs=2 if QUICK else 15, batch_size=32 if QUICK else 128,
+                     verbose=False, warmup_epochs=0 if QUICK else None)
+        cpu = time.process_time() - cpu0
+        seen = sum(h["images_per_s"] * 0 for h in hist) + len(split.train) // (32 if QUICK else 128) * (32 if QUICK else 128) * len(hist)
+        flops = 2 * 3 * macs * seen                                   # 1 MAC = 2 floating-point operations
+        budget.append((name, macs, flops, cpu, cpu * WATTS, hist[-1]["test_acc"]))
+        trained[name] = model
+        print(f"{name:18s} {macs / 1e6:6.2f} MMACs/img  {flops / 1e12:7.3f} TFLOP  cpu {cpu:6.1f} s  "
+              f"~{cpu * WATTS / 3600:.4f} Wh  test acc {hist[-1]['test_acc']:.3f}")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, macs, flops, cpu, joules, acc in budget:
+        axes[0].scatter(flops, acc); axes[0].annotate(name, (flops, acc), fontsize=8)
+        axes[1].scatter(joules, acc); axes[1].annotate(name, (joules, acc), fontsize=8)
+    axes[0].set_xscale("log"); axes[0].set_xlabel("training FLOPs"); axes[1].set_xlabel(f"energy (J, at {WATTS} W assumed)")
+    for ax in axes: ax.set_ylabel("test accuracy"); ax.grid(alpha=0.3)
+    plt.show()
+    """,
+    """md:
+    ## 7.2 Challenges (预训练模型在计算机视觉中的挑战) and 7.3 research directions (未来研究方向)
+
+    Deployment asks for smaller, cheaper models. Two compression methods, applied after training
+    to the ResNet-20 trained above, each with its accuracy cost on the test set:
+
+    * **magnitude pruning**: set the fraction $s$ of convolution and linear weights with the smallest
+      $|w|$ (over the whole network) to zero. Batch-norm parameters are kept;
+    * **int8 post-training quantisation** of the weights: per output channel, $q = \\mathrm{round}(w / \\Delta)$
+      clipped to $[-127, 127]$ with $\\Delta = \\max|w| / 127$, then $w \\approx q\\Delta$ (simulated: the
+      arithmetic stays float32, the stored weights shrink 4x).
+    """,
+    """
+    from tinyvision import metrics
+    model = trained["resnet20"]
+    original = {k: v.copy() for k, v in model.state_dict().items()}
+    weights = [name for name, p in model.named_parameters() if p.ndim >= 2]     # conv and linear weights
+
+    def accuracy_now():
+        logits, targets = C.evaluate(model, split.test)
+        return metrics.accuracy(logits, targets)
+
+    def restore():
+        model.load_state_dict(original)
+
+    params = dict(model.named_parameters())
+    base = accuracy_now()
+    sparsities = [0.0, 0.5, 0.8, 0.9] if QUICK else [0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95]
+    pruned = []
+    for s in sparsities:
+        restore()
+        magnitudes = np.concatenate([np.abs(params[n].numpy()).ravel() for n in weights])
+        threshold = np.quantile(magnitudes, s) if s > 0 else -1
+        for n in weights:
+            w = params[n].numpy()
+            params[n].data[...] = np.where(np.abs(w) <= threshold, 0, w)
+        pruned.append(accuracy_now())
+        print(f"sparsity {s:.2f}: test accuracy {pruned[-1]:.3f} (dense {base:.3f})")
+
+    restore()
+    size_fp32 = sum(params[n].size * 4 for n in weights)
+    for n in weights:
+        w = params[n].numpy()
+        scale = np.abs(w.reshape(w.shape[0], -1)).max(axis=1) / 127.0
+        scale = np.where(scale == 0, 1.0, scale).reshape((-1,) + (1,) * (w.ndim - 1))
+        q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+        params[n].data[...] = q.astype(np.float32) * scale
+    int8_acc = accuracy_now()
+    size_int8 = sum(params[n].size for n in weights) + sum(params[n].shape[0] * 4 for n in weights)
+    print(f"int8 weights: test accuracy {int8_acc:.3f} (float32 {base:.3f}); weight storage "
+          f"{size_fp32 / 1024:.0f} KiB -> {size_int8 / 1024:.0f} KiB")
+    restore()
+
+    plt.plot(sparsities, pruned, marker="o", label="magnitude pruning")
+    plt.axhline(int8_acc, color="tab:orange", ls="--", label="int8 weights")
+    plt.axhline(base, color="gray", ls=":", label="float32")
+    plt.xlabel("fraction of weights set to zero"); plt.ylabel("test accuracy"); plt.legend(); plt.grid(alpha=0.3); plt.show()
+    """,
+    """md:
+    Pruning without fine-tuning costs little at moderate sparsity and collapses at high sparsity;
+    pruning followed by a few epochs of retraining recovers much of the loss (not done here).
+    Unstructured zeros only save time with sparse kernels; structured pruning (whole channels) and
+    int8 arithmetic are what make CPUs faster in practice. The article's further directions
+    (self-supervised pretraining, efficiency, robustness, interpretability) appear elsewhere in
+    tinyvision: `tinyvision.transfer` (masked-autoencoder, rotation and patch-position pretext tasks)
+    and the attention maps of chapter 2.
+    """,
+]
+
+# =====================================================================================
+NOTEBOOKS["appendix_b_math"] = [
+    """md:
+    # Appendix B · Mathematical foundations (深度学习数学基础)
+
+    Linear algebra, the derivative and its numerical check, and the probability behind softmax and
+    cross-entropy, each computed in NumPy and then with tinyvision.
+    """,
+    SETUP,
+    """md:
+    ## B.1 Linear algebra (线性代数基础)
+
+    The matrix product $C = AB$, $C_{ij} = \\sum_k A_{ik}B_{kj}$, is what a linear layer and (after
+    im2col) a convolution compute. `tv.matmul` also knows its gradients:
+    $\\partial L/\\partial A = G B^T$ and $\\partial L/\\partial B = A^T G$ for upstream gradient $G$.
+    """,
+    """
+    rng = np.random.default_rng(0)
+    A, B = rng.normal(size=(3, 4)), rng.normal(size=(4, 2))
+    C_loops = np.array([[sum(A[i, k] * B[k, j] for k in range(4)) for j in range(2)] for i in range(3)])
+    a, b = tv.tensor(A, requires_grad=True), tv.tensor(B, requires_grad=True)
+    c = tv.matmul(a, b)
+    print("loops == tv.matmul:", np.allclose(C_loops, c.numpy(), atol=1e-6))
+    G = rng.normal(size=(3, 2)).astype(np.float32)
+    (c * tv.tensor(G)).sum().backward()
+    print("dL/dA == G B^T:", np.allclose(a.grad.numpy(), G @ B.T, atol=1e-5),
+          "  dL/dB == A^T G:", np.allclose(b.grad.numpy(), A.T @ G, atol=1e-5))
+    """,
+    """md:
+    ### Eigen-decomposition
+    $Av = \\lambda v$: $A$ only stretches its eigenvectors. A diagonalisable matrix factors as
+    $A = PDP^{-1}$, eigenvectors in the columns of $P$, eigenvalues on the diagonal of $D$; then
+    $A^n = PD^nP^{-1}$. A symmetric matrix (a covariance) has orthogonal eigenvectors, $P^{-1} = P^T$.
+    Application: the 3x3 covariance of the images' RGB values; its eigenvectors are the colour directions
+    along which pixels vary most (the basis of AlexNet's "PCA colour" augmentation).
+    """,
+    """
+    M = np.array([[2.0, 1.0], [0.5, 1.5]])
+    lam, P = np.linalg.eig(M)
+    D = np.diag(lam)
+    print("eigenvalues", lam.round(4))
+    print("A v = lambda v:", np.allclose(M @ P[:, 0], lam[0] * P[:, 0]))
+    print("A == P D P^-1:", np.allclose(M, P @ D @ np.linalg.inv(P)))
+    print("A^5 == P D^5 P^-1:", np.allclose(np.linalg.matrix_power(M, 5), P @ D ** 5 @ np.linalg.inv(P)))
+
+    split = C.load_data(train_per_class=20, test_per_class=1)
+    pixels = split.train.data.reshape(-1, 3) / 255.0
+    cov = np.cov(pixels, rowvar=False)
+    w, V = np.linalg.eigh(cov)
+    print(f"data: {split.source}; colour covariance eigenvalues {w[::-1].round(5)}")
+    print("principal colour direction (R, G, B):", V[:, -1].round(3), " P^T P == I:", np.allclose(V.T @ V, np.eye(3)))
+    """,
+    """md:
+    ## B.2 Calculus (微积分基础)
+
+    $$f'(x) = \\lim_{h \\to 0} \\frac{f(x + h) - f(x)}{h}$$
+    With finite $h$ the forward difference has error $O(h)$, the central difference
+    $\\frac{f(x+h) - f(x-h)}{2h}$ error $O(h^2)$; but as $h$ shrinks, rounding errors of size
+    $\\epsilon_{mach}/h$ grow. The plot shows both effects for $f = \\sin$ at $x = 1$ in float64.
+    """,
+    """
+    x0, exact = 1.0, np.cos(1.0)
+    hs = np.logspace(-14, -1, 60)
+    forward = np.abs((np.sin(x0 + hs) - np.sin(x0)) / hs - exact)
+    central = np.abs((np.sin(x0 + hs) - np.sin(x0 - hs)) / (2 * hs) - exact)
+    plt.loglog(hs, forward, label="forward difference, O(h)")
+    plt.loglog(hs, central, label="central difference, O(h^2)")
+    plt.xlabel("h"); plt.ylabel("|error|"); plt.legend(); plt.grid(alpha=0.3); plt.show()
+    print(f"best central-difference step here: h = {hs[central.argmin()]:.1e}")
+    """,
+    """md:
+    ### Numerical gradients and `tv.gradcheck`
+    For a function of many inputs, nudge each one in turn. That is too slow for training (one pass per
+    parameter) but the perfect test of a hand-written backward pass. By hand first, for
+    $L = \\sum G \\odot \\tanh(xW)$; then `tv.gradcheck` on a convolution followed by GELU and batch norm,
+    which does the same in float64 with a random upstream gradient $G$.
+    """,
+    """
+    x = rng.normal(size=(2, 3)); W = rng.normal(size=(3, 4)); G = rng.normal(size=(2, 4))
+    L = lambda x: float((G * np.tanh(x @ W)).sum())
+    h = 1e-5
+    numeric = np.zeros_like(x)
+    for idx in np.ndindex(*x.shape):
+        e = np.zeros_like(x); e[idx] = h
+        numeric[idx] = (L(x + e) - L(x - e)) / (2 * h)
+    xt = tv.tensor(x, dtype=np.float64, requires_grad=True)
+    (tv.tensor(G, dtype=np.float64) * tv.tanh(tv.matmul(xt, tv.tensor(W, dtype=np.float64)))).sum().backward()
+    print("max |numerical - autograd| =", np.abs(numeric - xt.grad.numpy()).max())
+
+    F = tv.nn.functional
+    img = tv.tensor(rng.normal(size=(2, 3, 5, 5)), dtype=np.float64, requires_grad=True)
+    ker = tv.tensor(rng.normal(size=(4, 3, 3, 3)), dtype=np.float64, requires_grad=True)
+    print(tv.gradcheck(lambda i, k: F.batch_norm(F.gelu(F.conv2d(i, k, padding=1))), img, ker))
+    """,
+    """md:
+    ## B.3 Probability (概率论基础)
+
+    Classical probability counts outcomes, $P(A) = N(A)/N(S)$. Conditional probability and Bayes' theorem:
+    $$P(B|A) = \\frac{P(A \\cap B)}{P(A)},\\qquad P(A|B) = \\frac{P(B|A)P(A)}{P(B)}$$
+    A classifier example: if a class makes up 1% of the images, and the model finds 95% of them
+    (recall, $P(\\text{says }c\\,|\\,c)$) while wrongly flagging 5% of the others, how often is it right
+    when it says $c$ (precision, $P(c\\,|\\,\\text{says }c)$)? Bayes answers; a simulation agrees.
+    """,
+    """
+    faces = np.arange(1, 7)
+    print("P(two dice sum to 7) by counting:", np.mean([(i + j) == 7 for i in faces for j in faces]), "= 6/36")
+
+    prior, recall, false_alarm = 0.01, 0.95, 0.05
+    p_says = recall * prior + false_alarm * (1 - prior)               # total probability
+    print(f"Bayes: P(c | says c) = {recall * prior / p_says:.3f}")
+    sim = np.random.default_rng(0)
+    is_c = sim.random(1_000_000) < prior
+    says = np.where(is_c, sim.random(is_c.size) < recall, sim.random(is_c.size) < false_alarm)
+    print(f"simulation: {is_c[says].mean():.3f}")
+    """,
+    """md:
+    ### Softmax and cross-entropy
+    Softmax turns scores $z$ into a distribution, $p_k = e^{z_k} / \\sum_j e^{z_j}$ (computed after
+    subtracting $\\max z$, which changes nothing mathematically but avoids overflow). Cross-entropy is the
+    negative log-probability of the true class, $L = -\\log p_y$, and its gradient is simply
+    $\\partial L / \\partial z = p - \\text{onehot}(y)$.
+    """,
+    """
+    z = np.array([[2.0, 1.0, 0.1], [1000.0, 999.0, 998.0]])
+    y = np.array([0, 2])
+    naive = np.exp(z[:1]) / np.exp(z[:1]).sum()
+    stable = np.exp(z - z.max(1, keepdims=True)); stable /= stable.sum(1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        print("naive softmax of [1000, 999, 998]:", np.exp(z[1]) / np.exp(z[1]).sum())
+    print("stable softmax:", stable.round(4), " tv.softmax agrees:", np.allclose(tv.softmax(tv.tensor(z)).numpy(), stable))
+    loss_np = -np.log(stable[np.arange(2), y]).mean()
+    zt = tv.tensor(z, requires_grad=True)
+    loss_tv = tv.nn.functional.cross_entropy(zt, tv.tensor(y))
+    loss_tv.backward()
+    onehot = np.eye(3)[y]
+    print(f"cross-entropy NumPy {loss_np:.5f}, tinyvision {loss_tv.item():.5f}")
+    print("gradient == (p - onehot) / N:", np.allclose(zt.grad.numpy(), (stable - onehot) / 2, atol=1e-6))
+    """,
+]
+
+# =====================================================================================
+NOTEBOOKS["appendix_cef_code_listings"] = [
+    """md:
+    # Appendices C, E, F · The article's code listings, explained and corrected (附录 C / E / F)
+
+    The article's appendices show PyTorch code for a ViT classifier, a ResNet, gradient clipping and
+    batch normalisation (F repeats C with commentary). Several listings do not run or do something else
+    than the text says. For each: what goes wrong, a corrected PyTorch version (shown, not executed:
+    PyTorch is not a dependency here), and working tinyvision code, which is executed.
+    """,
+    SETUP,
+    """md:
+    ## C.1 / F.1 The ViT listing (ViT模型实现代码)
+
+    The listing wraps `torchvision.models.vit_b_16(pretrained=True)` as an encoder, builds
+    `nn.Linear(self.encoder.num_features, num_classes)` and classifies `x.mean([2, 3])`. Problems:
+
+    1. torchvision's `VisionTransformer` has **no `num_features` attribute** (its width is `hidden_dim`,
+       768), so the constructor raises `AttributeError`.
+    2. `vit_b_16(...)` returns **class logits of shape (B, 1000)**, not a feature map: there are no axes
+       2 and 3 to average, so `mean([2, 3])` fails; and a classifier stacked on ImageNet logits would
+       discard the features the head was meant to read.
+    3. `pretrained=True` is deprecated in torchvision (≥ 0.13) in favour of `weights=...`.
+
+    A corrected PyTorch version replaces the pretrained head by the identity, so the encoder returns the
+    class token's 768 features:
+
+    ```python
+    import torch.nn as nn
+    from torchvision.models import vit_b_16, ViT_B_16_Weights
+
+    class ViTClassifier(nn.Module):
+        def __init__(self, num_classes):
+            super().__init__()
+            self.encoder = vit_b_16(weights=ViT_B_16_Weights.IMAGENET1K_V1)
+            width = self.encoder.hidden_dim          # 768
+            self.encoder.heads = nn.Identity()       # encoder(x) -> (B, 768), the class token
+            self.classifier = nn.Linear(width, num_classes)
+
+        def forward(self, x):                        # x: (B, 3, 224, 224)
+            return self.classifier(self.encoder(x))
+    ```
+
+    In tinyvision a model built with `num_classes=0` returns pooled features and does have
+    `num_features`; `tv.models.load_pretrained` maps torchvision's parameter names if you have the weights.
+    """,
+    """
+    class ViTClassifier(tv.nn.Module):
+        def __init__(self, num_classes, backbone="vit_cifar_tiny"):
+            super().__init__()
+            self.encoder = tv.models.create(backbone, num_classes=0)     # features, not logits
+            self.classifier = tv.nn.Linear(self.encoder.num_features, num_classes)
+
+        def forward(self, x):
+            return self.classifier(self.encoder(x))                       # encoder(x): (B, D)
+
+    model = ViTClassifier(num_classes=7)
+    x = tv.randn(2, 3, 32, 32)
+    print("features:", model.encoder(x).shape, " logits:", model(x).shape)
+    big = tv.models.create("vit_base_patch16_224", num_classes=0)
+    print("ViT-B/16 feature width:", big.num_features, f"({C.params_count(big):,} parameters without a head)")
+    print("torchvision name -> tinyvision name:",
+          tv.models.torchvision_vit_to_timm("encoder.layers.encoder_layer_0.self_attention.in_proj_weight"))
+    """,
+    """md:
+    ## C.2 / F.2 The ResNet listing (ResNet模型实现代码)
+
+    The class itself follows torchvision's ResNet, but it is instantiated as
+    `ResNet(models.resnet18, [2, 2, 2, 2])`: **`models.resnet18` is a function that builds a whole
+    network, not a block class**. `_make_layer` then reads `block.expansion` (a function has no such
+    attribute: `AttributeError`), and would call `block(in_channels, out_channels, stride, downsample)`
+    expecting one residual block. The listing also never defines a block class. The fix is to pass a
+    block class such as torchvision's `BasicBlock`:
+
+    ```python
+    from torchvision.models.resnet import BasicBlock
+    model = ResNet(BasicBlock, [2, 2, 2, 2])          # ResNet-18
+    ```
+
+    The same mistake in tinyvision, and the corrected call:
+    """,
+    """
+    try:
+        tv.models.ResNet(tv.models.resnet18, (2, 2, 2, 2))
+    except Exception as err:
+        print("passing a model constructor as the block:", type(err).__name__, err)
+
+    mine = tv.models.ResNet(tv.models.BasicBlock, (2, 2, 2, 2), num_classes=1000)
+    ref = tv.models.create("resnet18", num_classes=1000)
+    print(f"ResNet(BasicBlock, (2, 2, 2, 2)): {C.params_count(mine):,} parameters; resnet18: {C.params_count(ref):,}")
+    print("same parameter names:", list(mine.state_dict()) == list(ref.state_dict()))
+    with tv.no_grad():
+        print("forward on a 224x224 image:", mine.eval()(tv.randn(1, 3, 224, 224)).shape)
+    """,
+    """md:
+    ## E.1 The gradient-clipping listing (梯度裁剪)
+
+    The listing sets `clip_value = 1.0`, computes `torch.autograd.grad(model.loss, model.parameters(),
+    create_graph=True)`, and then loops `param.grad.data = torch.clamp(param.grad.data, -clip_value, clip_value)`.
+    Problems:
+
+    1. `model.loss` is not an attribute of a PyTorch module; the loss is a tensor computed from the
+       model's output.
+    2. The gradients returned by `autograd.grad` are stored in `gradient` and **never used**;
+       `autograd.grad` does not fill `param.grad`, which stays `None` (so `.data` fails) unless
+       `backward()` ran before. `create_graph=True` builds a graph for second derivatives for nothing.
+    3. Most importantly, `clamp` clips each **value** into [-1, 1], while the formula in §3.3 rescales the
+       whole gradient when its **L2 norm** exceeds the threshold. Value clipping changes the gradient's
+       direction; norm clipping only its length.
+
+    Corrected PyTorch, matching the formula:
+
+    ```python
+    loss = criterion(model(x), y)
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)   # the formula of section 3.3
+    optimizer.step()
+    ```
+
+    tinyvision has both under PyTorch's names; the difference on a real gradient:
+    """,
+    """
+    model = C.cifar_resnet(8, widths=(8, 16, 32))
+    x = tv.randn(16, 3, 32, 32)
+    y = tv.tensor(np.random.default_rng(0).integers(0, 10, 16))
+
+    def gradient():
+        model.zero_grad()
+        tv.nn.functional.cross_entropy(model(x), y).backward()
+        return np.concatenate([p.grad.numpy().ravel() for p in model.parameters()])
+
+    g = gradient()
+    max_norm = 0.5 * np.linalg.norm(g)
+    tv.optim.clip_grad_norm_(model.parameters(), max_norm)
+    g_norm = np.concatenate([p.grad.numpy().ravel() for p in model.parameters()])
+    gradient()
+    tv.optim.clip_grad_value_(model.parameters(), 0.1 * np.abs(g).max())
+    g_value = np.concatenate([p.grad.numpy().ravel() for p in model.parameters()])
+    formula = g * min(1.0, max_norm / np.linalg.norm(g))
+    cos = lambda a, b: a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+    print(f"norm clipping:  |g| {np.linalg.norm(g):.4f} -> {np.linalg.norm(g_norm):.4f}, matches the formula: "
+          f"{np.allclose(g_norm, formula, atol=1e-6)}, cos(g, clipped) = {cos(g, g_norm):.4f}")
+    print(f"value clipping: |g| -> {np.linalg.norm(g_value):.4f}, cos(g, clipped) = {cos(g, g_value):.4f} (direction changed)")
+    """,
+    """md:
+    ## E.2 The batch-normalisation listing (批量归一化)
+
+    `nn.BatchNorm2d(num_features=64)` applied to `input` is correct, with two remarks: `input` shadows a
+    Python built-in (use another name), and the layer behaves differently in training mode (batch
+    statistics, running averages updated) and evaluation mode (running averages), so call
+    `model.train()` / `model.eval()` accordingly. Chapter 3 derives the layer from its formula. The
+    tinyvision equivalent:
+    """,
+    """
+    batch_norm = tv.nn.BatchNorm2d(num_features=64)
+    features = tv.randn(8, 64, 16, 16) * 3 + 1
+    out = batch_norm.train()(features)
+    print("training mode: per-channel mean ~0:", np.abs(out.numpy().mean(axis=(0, 2, 3))).max() < 1e-4,
+          " std ~1:", np.allclose(out.numpy().std(axis=(0, 2, 3)), 1, atol=1e-3))
+    print("running mean after one batch (momentum 0.1):", batch_norm.running_mean.numpy()[:4].round(3))
+    """,
+]
