@@ -31,6 +31,8 @@ def _add_train_args(p):
     p.add_argument("--batch-size", type=int)
     p.add_argument("--augment", choices=["none", "flip", "crop_flip", "crop_flip_cutout"])
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--tf32", action="store_true",
+                   help="GPU: TF32 tensor cores for 2-D float32 GEMMs (sets CUPY_TF32=1 before CuPy loads)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--subset", type=int, help="train on K images per class")
     p.add_argument("--test-subset", type=int, help="evaluate on K images per class")
@@ -40,6 +42,8 @@ def _add_train_args(p):
 
 
 def cmd_train(args):
+    if args.tf32:  # CuPy reads it when it first loads, so before anything touches the GPU
+        os.environ["CUPY_TF32"] = "1"
     from .train import Trainer
     if args.resume:
         trainer = Trainer.resume(args.resume, progress=not args.no_progress,
