@@ -150,10 +150,8 @@ def plot_confusion_matrix(cm, class_names, path=None, normalize=False, title="co
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     if path is not None:
-        import os
-        tmp = f"{path}.tmp{os.getpid()}.png"
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        from .plots import save_figure
+        save_figure(fig, path)
     return fig
 
 

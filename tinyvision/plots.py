@@ -1,4 +1,4 @@
-"""Plots of training runs: learning curves from a run's metrics.csv."""
+"""Plots of training runs (learning curves from a run's metrics.csv) and atomic figure saving."""
 import csv
 import os
 
@@ -43,7 +43,12 @@ def plot_learning_curves(runs, path=None, x="epoch"):
         ax.legend(fontsize=8)
     fig.tight_layout()
     if path is not None:
-        tmp = f"{path}.tmp{os.getpid()}.png"
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        save_figure(fig, path)
     return fig
+
+
+def save_figure(fig, path, dpi=120):
+    """Write a figure as PNG through a temporary file and a rename: never half an image."""
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    fig.savefig(tmp, dpi=dpi)
+    os.replace(tmp, path)
