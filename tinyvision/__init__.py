@@ -8,7 +8,7 @@ from .ops import (abs, cat, chunk, clip, concatenate, exp, flatten, gelu, log, l
                   unsqueeze, var, where, pad)
 from .gradcheck import GradcheckError, gradcheck
 from . import nn
-from . import models
+from . import data, metrics, models, optim
 from .models.summary import summary
 from .serialization import load, save
 
