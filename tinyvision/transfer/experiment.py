@@ -20,7 +20,7 @@ import json
 import os
 import time
 
-from .. import models
+from .. import backend, models
 from ..train import TrainConfig
 from .finetune import FinetuneOptions, FinetuneTrainer, finetune_datasets
 from .trainer import AdaptedTrainer, PretextTrainer
@@ -59,6 +59,7 @@ def pretrain_supervised(plan, data, out, seed, test_per_class):
     cfg = _cfg(plan, out, plan.pretrain_epochs, seed, data, test_per_class, subset=plan.pretrain_per_class,
                **plan.pretrain_recipe)
     train_set, test_set = finetune_datasets(data, SOURCE_CLASSES, plan.pretrain_per_class, None, test_per_class, seed)
+    backend.manual_seed(seed)
     model = models.create(plan.model, num_classes=len(SOURCE_CLASSES))
     t0 = time.perf_counter()
     trainer = AdaptedTrainer(cfg, model, train_set, test_set, progress=False)
@@ -88,6 +89,7 @@ def finetune(plan, source, fraction, data, out, seed, test_per_class):
     t0 = time.perf_counter()
     if source is None:
         train_set, test_set = finetune_datasets(data, TARGET_CLASSES, None, fraction, test_per_class, seed)
+        backend.manual_seed(seed)
         model = models.create(plan.model, num_classes=len(TARGET_CLASSES))
         trainer = AdaptedTrainer(cfg, model, train_set, test_set, progress=False)
     else:

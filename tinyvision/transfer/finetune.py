@@ -25,7 +25,7 @@ import dataclasses
 import json
 import os
 
-from .. import data, models, nn, optim
+from .. import backend, data, models, nn, optim
 from ..models.pretrained import LoadResult
 from ..serialization import load
 from ..train import TrainConfig
@@ -216,6 +216,7 @@ class FinetuneTrainer(AdaptedTrainer):
         train_set, test_set = finetune_datasets(cfg.data, options.classes, cfg.subset, options.label_fraction,
                                                 cfg.test_subset, cfg.seed)
         kwargs = {"img_size": options.img_size} if options.img_size else {}
+        backend.manual_seed(cfg.seed)   # the new head's initialisation is part of the run
         model, self.info = build_finetune_model(options.source, len(train_set.classes), options.mode,
                                                 options.model, options.freeze_stages, **kwargs)
         cfg = dataclasses.replace(cfg, model=self.info["architecture"],

@@ -106,6 +106,7 @@ class PretextTrainer(AdaptedTrainer):
                 raise ValueError(f"position prediction with augment={cfg.augment!r}: the crop's padding "
                                  "reveals where border patches belong; use 'flip' or 'none'")
             cfg = dataclasses.replace(cfg, augment=cfg.augment or "flip")
+        backend.manual_seed(cfg.seed)   # the task's initialisation is part of the run
         self.task = build_pretext(method, cfg.model, cfg.model_kwargs, **task_kwargs)
         train_set, test_set = load_datasets(cfg)
         super().__init__(cfg, self.task, train_set, test_set, progress=progress)
