@@ -4,8 +4,8 @@
     python benchmarks/transfer_experiment.py --data PATH --quick      # a one-minute smoke run
 
 Writes OUT/results.json, OUT/results.md (table + verdicts) and every run's folder. The
-budgets below fit about 15-20 minutes of a shared 2-core CPU; see tinyvision/transfer/experiment.py
-for what is compared and how.
+budgets below take about 10 minutes of an idle 2-core CPU (2-4x that while other jobs run);
+see tinyvision/transfer/experiment.py for what is compared and how.
 """
 import argparse
 import json
@@ -29,10 +29,10 @@ def plans(quick):
         return [ModelPlan("resnet20", dict(RESNET, **small), ("rotation",), 4, 1, {0.05: 2}),
                 ModelPlan("vit_cifar_tiny", dict(VIT, **small), ("position", "mae"), 4, 1, {0.05: 2})]
     return [
-        ModelPlan("resnet20", RESNET, ("rotation",), pretrain_per_class=100, pretrain_epochs=2,
-                  finetune_epochs={0.01: 6, 0.1: 3}, pretrain_recipe=dict(batch_size=100, lr=0.1)),
-        ModelPlan("vit_cifar_tiny", VIT, ("position", "mae"), pretrain_per_class=400, pretrain_epochs=3,
-                  finetune_epochs={0.01: 12, 0.1: 4}, pretrain_recipe=dict(batch_size=100)),
+        ModelPlan("resnet20", RESNET, ("rotation",), pretrain_per_class=500, pretrain_epochs=3,
+                  finetune_epochs={0.01: 8, 0.1: 3}, pretrain_recipe=dict(batch_size=100, lr=0.1)),
+        ModelPlan("vit_cifar_tiny", VIT, ("position", "mae"), pretrain_per_class=1000, pretrain_epochs=4,
+                  finetune_epochs={0.01: 15, 0.1: 4}, pretrain_recipe=dict(batch_size=100)),
     ]
 
 
