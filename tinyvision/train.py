@@ -223,19 +223,24 @@ class Trainer:
         return trainer
 
     # ------------------------------------------------------------ the loop
+    def compute_loss(self, x, y):
+        """The training objective on one batch: (loss Tensor, number of correct predictions as
+        a device array). Subclasses with another objective (pretext tasks) override this."""
+        logits = self.model(x)
+        loss = cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+        return loss, (logits.data.argmax(axis=1) == y.data).sum()
+
     def train_step(self, x, y):
         """One optimisation step; returns the loss and the number of correct predictions as
         arrays on the device (reading them would synchronise a GPU)."""
         cfg = self.cfg
-        logits = self.model(x)
-        loss = cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        loss, correct = self.compute_loss(x, y)
         self.optimizer.zero_grad()
         loss.backward()
         if cfg.clip_grad:
             optim.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
         self.optimizer.step()
         self.scheduler.step()
-        correct = (logits.data.argmax(axis=1) == y.data).sum()
         return loss.data, correct
 
     def train_one_epoch(self):

@@ -111,16 +111,9 @@ class PretextTrainer(AdaptedTrainer):
         train_set, test_set = load_datasets(cfg)
         super().__init__(cfg, self.task, train_set, test_set, progress=progress)
 
-    def train_step(self, x, y):
-        cfg = self.cfg
+    def compute_loss(self, x, y):
         loss, acc = self.model.loss(x)
-        self.optimizer.zero_grad()
-        loss.backward()
-        if cfg.clip_grad:
-            optim.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
-        self.optimizer.step()
-        self.scheduler.step()
-        return loss.data, (acc or 0.0) * len(y)
+        return loss, (acc or 0.0) * len(y)
 
     def evaluate(self):
         rng = np.random.default_rng(0)   # the same shuffles/masks/rotations every epoch
