@@ -43,6 +43,7 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--classes", type=parse_classes, help="CIFAR class ids of the objects (default all ten)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     train_set, test_set = scene_splits(args.data, args.train_scenes, args.test_scenes, classes=args.classes)
@@ -51,10 +52,10 @@ def main(argv=None):
         task, backbone = pair.split(":")
         cfg = TaskConfig(task=task, backbone=backbone, data=args.data, out=os.path.join(args.out, f"{task}_{backbone}"),
                          epochs=args.epochs, batch_size=args.batch_size, train_scenes=args.train_scenes,
-                         test_scenes=args.test_scenes, classes=args.classes)
+                         test_scenes=args.test_scenes, classes=args.classes, device=args.device)
         _, history = fit(cfg, train_set, test_set, progress=not args.no_progress)
         results.append(dict(task=task, backbone=backbone, classes=train_set.classes,
-                            train_scenes=args.train_scenes, epochs=args.epochs,
+                            train_scenes=args.train_scenes, epochs=args.epochs, device=args.device,
                             metrics=history[-1]))
     os.makedirs(args.out, exist_ok=True)
     name = "results_" + "_".join(s.replace(":", "-") for s in args.only) + ".json"

@@ -24,8 +24,11 @@ def config(cifar_dir, out, **kw):
 
 
 def test_training_loss_falls_and_writes_the_run(cifar_dir, tmp_path):
-    trainer = Trainer(config(cifar_dir, tmp_path / "run", epochs=3), progress=False)
+    lines = []
+    trainer = Trainer(config(cifar_dir, tmp_path / "run", epochs=3), progress=False, log=lines.append)
     history = trainer.fit()
+    # without the progress bar, each epoch still leaves one line in the log
+    assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 2", "epoch 3"]
     assert len(history) == 3
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     for name in ("metrics.csv", "history.json", "config.json", "last.tvz", "best.tvz"):

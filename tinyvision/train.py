@@ -154,16 +154,26 @@ def predict_logits(model, loader, tta_flip=False):
     return np.concatenate(outs), np.concatenate(targets)
 
 
+def _say(line):
+    """Print and flush, so that a log redirected to a file is current after every epoch."""
+    print(line, flush=True)
+
+
 class Trainer:
     """Trains ``cfg.model`` on CIFAR-10 as ``cfg`` says and writes the run to ``cfg.out``:
-    metrics.csv, history.json, config.json, last.tvz and best.tvz checkpoints."""
+    metrics.csv, history.json, config.json, last.tvz and best.tvz checkpoints.
 
-    def __init__(self, cfg, progress=True):
+    ``progress`` turns the per-batch bar on or off; ``log`` (printed and flushed by default, None for
+    silence) receives one summary line per epoch, so a run without the bar still shows in its log.
+    """
+
+    def __init__(self, cfg, progress=True, log=_say):
         self.cfg = cfg.resolved()
         cfg = self.cfg
         backend.manual_seed(cfg.seed)
         self.device = backend.check_device(cfg.device)
         self.progress = progress
+        self.log = log or (lambda line: None)
         self.train_set, self.test_set = load_datasets(cfg)
         self.classes = list(self.train_set.classes)
         self.model = models.create(cfg.model, num_classes=len(self.classes), **cfg.model_kwargs).to(self.device)
@@ -303,10 +313,9 @@ class Trainer:
                         self.save_checkpoint("best.tvz")
                     self.save_checkpoint("last.tvz")
                     self._write_metrics()
-                    if self.progress:
-                        print(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
-                              f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f} | "
-                              f"{row['images_per_s']:.0f} img/s | {wall / 60:.1f} min", flush=True)
+                    self.log(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+                             f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f} | "
+                             f"{row['images_per_s']:.0f} img/s | {wall / 60:.1f} min")
             except KeyboardInterrupt:
                 if not self._interrupted:  # a second Ctrl-C: the state may be mid-update
                     print("\nstopped without saving; the last checkpoint is from the end of the last epoch",

@@ -169,7 +169,9 @@ class Where(Function):
     dL/da = g where cond, dL/db = g elsewhere."""
 
     def forward(self, a, b, cond):
-        self.cond = cond.astype(bool)
+        # asarray moves a host (NumPy) mask to the inputs' device; cupy.where takes no NumPy
+        # arguments.
+        self.cond = self.xp.asarray(cond, dtype=bool)
         return self.xp.where(self.cond, a, b)
 
     def backward(self, g):
