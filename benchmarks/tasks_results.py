@@ -18,7 +18,7 @@ from tinyvision.tasks.engine import TaskConfig, fit  # noqa: E402
 from tinyvision.tasks.scenes import scene_splits  # noqa: E402
 from tinyvision.transfer.splits import parse_classes  # noqa: E402
 
-PAIRS = ["detect:resnet", "segment:resnet", "detect:vit", "segment:vit"]
+PAIRS = ["detect:resnet", "segment:resnet", "detect:vit", "segment:vit", "detect:resnet20", "segment:resnet20"]
 
 
 def table(results):
@@ -27,7 +27,8 @@ def table(results):
     for r in results:
         m = r["metrics"]
         cell = lambda k: f"{m[k]:.3f}" if k in m else ""
-        lines.append(f"| {r['task']} | {r['backbone']} | {cell('ap50')} | {cell('ap')} | {cell('precision')} | "
+        backbone = r["backbone"] + (" (pretrained)" if r.get("pretrained") else "")
+        lines.append(f"| {r['task']} | {backbone} | {cell('ap50')} | {cell('ap')} | {cell('precision')} | "
                      f"{cell('recall')} | {cell('miou')} | {cell('pixel_accuracy')} | "
                      f"{r['train_scenes']} x {r['epochs']} | {m['wall_time'] / 60:.1f} min |")
     return "\n".join(lines)
@@ -37,7 +38,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="datasets/cache/cifar10-jpeg.tar.gz")
     p.add_argument("--out", default="runs/tasks_results")
-    p.add_argument("--only", nargs="+", choices=PAIRS, default=PAIRS)
+    p.add_argument("--only", nargs="+", choices=PAIRS, default=PAIRS[:4])
+    p.add_argument("--pretrained", help="resnet20 pairs: a classification checkpoint for the backbone")
+    p.add_argument("--backbone-lr-scale", type=float, default=1.0)
     p.add_argument("--train-scenes", type=int, default=8000)
     p.add_argument("--test-scenes", type=int, default=1000)
     p.add_argument("--epochs", type=int, default=6)
@@ -52,9 +55,11 @@ def main(argv=None):
         task, backbone = pair.split(":")
         cfg = TaskConfig(task=task, backbone=backbone, data=args.data, out=os.path.join(args.out, f"{task}_{backbone}"),
                          epochs=args.epochs, batch_size=args.batch_size, train_scenes=args.train_scenes,
-                         test_scenes=args.test_scenes, classes=args.classes, device=args.device)
+                         test_scenes=args.test_scenes, classes=args.classes, device=args.device,
+                         pretrained=args.pretrained if backbone == "resnet20" else None,
+                         backbone_lr_scale=args.backbone_lr_scale if backbone == "resnet20" else 1.0)
         _, history = fit(cfg, train_set, test_set, progress=not args.no_progress)
-        results.append(dict(task=task, backbone=backbone, classes=train_set.classes,
+        results.append(dict(task=task, backbone=backbone, classes=train_set.classes, pretrained=cfg.pretrained,
                             train_scenes=args.train_scenes, epochs=args.epochs, device=args.device,
                             metrics=history[-1]))
     os.makedirs(args.out, exist_ok=True)

@@ -10,18 +10,12 @@ import tinyvision as tv
 from tinyvision import metrics
 from tinyvision.tasks import detection as D
 from tinyvision.tasks.cli import add_subparsers
-from tinyvision.tasks.scenes import SceneDataset, make_scenes
 
 from cifar_fixture import write_cifar_batches
+from scene_fixture import losses_of_steps, tiny_scenes
 
 TINY_RESNET = dict(widths=(8, 16, 16), blocks=(1, 1, 1))
 TINY_VIT = dict(patch_size=8, embed_dim=32, depth=1, num_heads=2)
-
-
-def _scenes(n=8, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    imgs, labels = rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8), rng.integers(0, classes, 30)
-    return SceneDataset(make_scenes(imgs, labels, n, seed=seed), [str(i) for i in range(classes)])
 
 
 # ---------------------------------------------------------------- focal loss
@@ -64,7 +58,7 @@ def test_encode_targets_peaks_sizes_offsets():
 
 
 def test_encode_then_decode_gives_the_boxes_back():
-    ds = _scenes(12)
+    ds = tiny_scenes(12)
     targets = [ds.target(i) for i in range(len(ds))]
     t = D.encode_targets(targets, ds.num_classes, 16)
     dets = D.decode(t["heat"], t["size"], t["offset"], stride=4, k=10, threshold=0.99)
@@ -138,19 +132,12 @@ def test_precision_recall_threshold():
 # ---------------------------------------------------------------- model and training
 @pytest.mark.parametrize("backbone, kwargs", [("resnet", TINY_RESNET), ("vit", TINY_VIT)])
 def test_a_few_steps_lower_the_loss(backbone, kwargs):
-    ds = _scenes(8)
+    ds = tiny_scenes(8)
     model = D.build_model(ds.num_classes, backbone, **kwargs)
-    opt = tv.optim.AdamW(model.parameters(), lr=3e-3)
     x, targets = ds.batch(np.arange(8))
     heat, reg = model(tv.tensor(x))
     assert heat.shape == (8, 3, 16, 16) and reg.shape == (8, 4, 16, 16)
-    losses = []
-    for _ in range(12):
-        opt.zero_grad()
-        loss, parts = model.loss(tv.tensor(x), targets)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = losses_of_steps(model, x, targets, steps=12, lr=3e-3)
     assert losses[-1] < 0.7 * losses[0], losses
     dets = model.eval().predict(tv.tensor(x[:2]), k=5, threshold=0.0)
     assert len(dets) == 2 and dets[0]["boxes"].shape[1] == 4 and len(dets[0]["scores"]) <= 5

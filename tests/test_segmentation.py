@@ -9,34 +9,21 @@ import pytest
 import tinyvision as tv
 from tinyvision.tasks import segmentation as S
 from tinyvision.tasks.cli import add_subparsers
-from tinyvision.tasks.scenes import SceneDataset, make_scenes
 
 from cifar_fixture import write_cifar_batches
+from scene_fixture import losses_of_steps, tiny_scenes
 
 TINY = {"resnet": dict(widths=(8, 16, 16), blocks=(1, 1, 1), width=16),
         "vit": dict(patch_size=8, embed_dim=32, depth=1, num_heads=2, width=16)}
 
 
-def _scenes(n=8, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    imgs, labels = rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8), rng.integers(0, classes, 30)
-    return SceneDataset(make_scenes(imgs, labels, n, seed=seed), [str(i) for i in range(classes)])
-
-
 @pytest.mark.parametrize("backbone", ["resnet", "vit"])
 def test_a_few_steps_lower_the_loss(backbone):
-    ds = _scenes(8)
+    ds = tiny_scenes(8)
     model = S.build_model(ds.num_classes + 1, backbone, **TINY[backbone])
     x, targets = ds.batch(np.arange(8))
     assert model(tv.tensor(x)).shape == (8, 4, 64, 64)
-    opt = tv.optim.AdamW(model.parameters(), lr=5e-3)
-    losses = []
-    for _ in range(10):
-        opt.zero_grad()
-        loss, _ = model.loss(tv.tensor(x), targets)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = losses_of_steps(model, x, targets, steps=10, lr=5e-3)
     assert losses[-1] < 0.7 * losses[0], losses
     pred = model.eval().predict(tv.tensor(x[:2]))
     assert pred.shape == (2, 64, 64) and pred.dtype.kind == "i"

@@ -202,6 +202,9 @@ class ResNet(nn.Module):
             setattr(self, f"layer{i + 1}", self._make_layer(block, planes, n, 1 if i == 0 else 2))
         self.num_stages = len(layers)
         self.num_features = widths[-1] * block.expansion
+        # what a dense-prediction head needs to know of each stage's output (tasks.backbones)
+        self.stage_channels = tuple(w * block.expansion for w in widths)
+        self.stage_strides = tuple((4 if stem == "imagenet" else 1) * 2 ** i for i in range(len(layers)))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         self._init_weights(zero_init_residual)

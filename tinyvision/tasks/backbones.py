@@ -7,9 +7,14 @@
 
     tokens (B, 1 + h w, D) -> drop class token -> (B, h w, D) -> (B, D, h, w)
 
+- ``ClassifierResNetBackbone``: a registered classification ResNet (``resnet20`` by default,
+  the model ``tinyvision train`` trains on CIFAR-10) without its classifier, one feature map
+  per stage. Its weights can come from a classification checkpoint: the transfer of article
+  section 6, where a backbone pretrained on labels initialises a detector or a segmenter.
+
 Both expose ``channels`` (per feature map) and ``strides``.
 """
-from .. import nn, ops
+from .. import models, nn, ops
 from ..models.resnet import BasicBlock, conv3x3
 from ..models.vit import VisionTransformer
 
@@ -68,15 +73,52 @@ class ViTBackbone(nn.Module):
         return [ops.reshape(ops.transpose(tokens, 1, 2), B, D, *self.grid)]
 
 
+class ClassifierResNetBackbone(nn.Module):
+    """The stages of ``models.create(model)`` (a ResNet) as feature maps; parameter names are
+    the classifier's under ``net.`` (``net.conv1.weight``, ``net.layer1.0.bn1.running_mean``).
+
+    Shapes: x (B, 3, S, S) -> [(B, c_i, S/s_i, S/s_i) for each stage i]; the CIFAR ResNets
+    give c = (16, 32, 64) at strides s = (1, 2, 4), so a 64x64 scene is seen at the pixel
+    scale the classifier learned on 32x32 CIFAR images.
+    """
+
+    def __init__(self, model="resnet20"):
+        super().__init__()
+        self.net = models.create(model, num_classes=0)
+        if not hasattr(self.net, "stage_channels"):
+            raise ValueError(f"{model!r} is not a ResNet; the classifier backbone needs one")
+        self.channels, self.strides = self.net.stage_channels, self.net.stage_strides
+
+    def load_pretrained(self, path):
+        """Initialise from a classification checkpoint (.tvz of ``tinyvision train``) or a
+        .safetensors file; the classifier's weights are left out. Returns the LoadResult."""
+        from ..transfer.finetune import load_weights
+        return load_weights(self.net, path)
+
+    def forward(self, x):
+        net, feats = self.net, []
+        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        for i in range(net.num_stages):
+            x = getattr(net, f"layer{i + 1}")(x)
+            feats.append(x)
+        return feats
+
+
 def conv_bn_relu(cin, cout, k=3):
     """Conv (k x k, same size, no bias) + BatchNorm + ReLU: (B, cin, H, W) -> (B, cout, H, W)."""
     return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
 
+BACKBONES = ("resnet", "vit", "resnet20")
+
+
 def build_backbone(name, img_size=64, **kwargs):
-    """'resnet' -> ResNetBackbone(**kwargs); 'vit' -> ViTBackbone(img_size, **kwargs)."""
+    """'resnet' -> ResNetBackbone(**kwargs); 'vit' -> ViTBackbone(img_size, **kwargs);
+    'resnet20' -> ClassifierResNetBackbone(**kwargs) (CIFAR ResNet-20, pretrainable)."""
     if name == "resnet":
         return ResNetBackbone(**kwargs)
     if name == "vit":
         return ViTBackbone(img_size=img_size, **kwargs)
-    raise ValueError(f"backbone must be 'resnet' or 'vit', got {name!r}")
+    if name == "resnet20":
+        return ClassifierResNetBackbone(**kwargs)
+    raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {name!r}")

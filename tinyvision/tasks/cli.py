@@ -10,6 +10,7 @@ import numpy as np
 
 from ..tensor import Tensor
 from ..transfer.splits import parse_classes
+from .backbones import BACKBONES
 from .scenes import normalize
 
 TASK_NAMES = {"detect": "detection", "segment": "segmentation"}
@@ -28,7 +29,8 @@ def cmd_train(args):
     cfg = TaskConfig(task=args.task, backbone=args.backbone, data=args.data,
                      out=args.out or os.path.join("runs", f"{args.task}_{args.backbone}"), epochs=args.epochs,
                      batch_size=args.batch_size, lr=args.lr, train_scenes=args.train_scenes,
-                     test_scenes=args.test_scenes, classes=args.classes, seed=args.seed, device=args.device)
+                     test_scenes=args.test_scenes, classes=args.classes, seed=args.seed, device=args.device,
+                     pretrained=args.pretrained, backbone_lr_scale=args.backbone_lr_scale)
     train_set, test_set = _splits(args)
     print(f"{TASK_NAMES[args.task]} with a {args.backbone} backbone: {train_set} -> {test_set}", flush=True)
     _, history = fit(cfg, train_set, test_set, progress=not args.no_progress)
@@ -90,7 +92,13 @@ def add_subparsers(sub):
         actions = p.add_subparsers(dest="action", required=True)
 
         t = actions.add_parser("train", help=f"train a {what} model; writes OUT/last.tvz and OUT/metrics.json")
-        t.add_argument("--backbone", choices=["resnet", "vit"], default="resnet")
+        t.add_argument("--backbone", choices=BACKBONES, default="resnet",
+                       help="resnet: small ResNet; vit: small ViT; resnet20: the CIFAR classifier's "
+                            "architecture, which --pretrained can initialise")
+        t.add_argument("--pretrained", help="resnet20 backbone: weights of a classification checkpoint "
+                                            "(e.g. runs/resnet20/best.tvz of `tinyvision train`)")
+        t.add_argument("--backbone-lr-scale", type=float, default=1.0,
+                       help="backbone lr = scale * lr (e.g. 0.1 for a pretrained backbone)")
         t.add_argument("--data", default="datasets/cache/cifar10-jpeg.tar.gz", help="CIFAR-10 source for the scenes")
         t.add_argument("--epochs", type=int, default=10)
         t.add_argument("--batch-size", type=int, default=32)

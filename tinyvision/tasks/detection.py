@@ -113,10 +113,11 @@ def focal_loss(logits, target, num=1.0, alpha=2.0, beta=4.0):
 
 # ---------------------------------------------------------------- the model
 class CenterNet(nn.Module):
-    """Backbone, a neck that brings the stride-8 features to stride 4, and two heads.
+    """Backbone, a neck that brings the last features to stride 4, and two heads.
 
-    Neck: top = ResNet's last stage (stride 8) or the ViT token grid (stride = patch size);
-        x = conv_bn_relu(upsample_bilinear(top) to stride 4)  [+ 1x1 conv of ResNet's stride-4 stage]
+    Neck: top = the ResNet's last stage (stride 8; 4 for ResNet-20) or the ViT token grid
+    (stride = patch size);
+        x = conv_bn_relu(upsample_bilinear(top) to stride 4)  [+ 1x1 conv of an earlier stride-4 stage]
         x = conv_bn_relu(x)
     Heads (each conv3x3 + ReLU + conv1x1): heatmap logits (C channels, bias -2.19 so that
     P starts at 0.1) and regression (4 channels: size w, h and offset x, y).
@@ -135,7 +136,11 @@ class CenterNet(nn.Module):
             raise ValueError(f"the backbone's last stride must be >= {STRIDE}, got {top_stride}")
         self.up = nn.Upsample(scale_factor=top_stride // STRIDE, mode="bilinear") if top_stride > STRIDE else nn.Identity()
         self.reduce = conv_bn_relu(self.backbone.channels[-1], width)
-        self.lateral = (nn.Conv2d(self.backbone.channels[1], width, 1) if backbone == "resnet" else None)
+        # a lateral 1x1 conv brings in an earlier map at the output stride, where there is one
+        strides = self.backbone.strides
+        self.lateral_index = strides.index(STRIDE) if STRIDE in strides[:-1] else None
+        self.lateral = (None if self.lateral_index is None
+                        else nn.Conv2d(self.backbone.channels[self.lateral_index], width, 1))
         self.fuse = conv_bn_relu(width, width)
         self.heat = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, num_classes, 1))
         self.reg = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 4, 1))
@@ -145,7 +150,7 @@ class CenterNet(nn.Module):
         feats = self.backbone(x)
         y = self.reduce(self.up(feats[-1]))
         if self.lateral is not None:
-            y = y + self.lateral(feats[1])
+            y = y + self.lateral(feats[self.lateral_index])
         y = self.fuse(y)
         return self.heat(y), self.reg(y)
 

@@ -22,18 +22,24 @@ from .. import backend, optim
 from ..serialization import load, save
 from ..tensor import Tensor
 from ..train import _atomic_write, _progress
+from ..transfer.finetune import finetune_param_groups
 from . import detection, segmentation
 
 TASKS = {"detect": detection, "segment": segmentation}
-# Small backbones, sized for a few minutes of CPU training on 64x64 scenes.
+# Small backbones, sized for a few minutes of CPU training on 64x64 scenes; 'resnet20' is
+# the CIFAR classifier's architecture, so that its trained weights can start a task
+# (``TaskConfig.pretrained``).
 BACKBONE_DEFAULTS = {"resnet": dict(widths=(32, 64, 128), blocks=(1, 1, 1)),
-                     "vit": dict(patch_size=8, embed_dim=128, depth=4, num_heads=4)}
+                     "vit": dict(patch_size=8, embed_dim=128, depth=4, num_heads=4),
+                     "resnet20": dict(model="resnet20")}
 
 
 @dataclass
 class TaskConfig:
     """One training run. ``classes``: CIFAR class ids of the scenes (None: all ten);
-    ``model_kwargs`` override ``BACKBONE_DEFAULTS``."""
+    ``model_kwargs`` override ``BACKBONE_DEFAULTS``; ``pretrained``: a classification
+    checkpoint (.tvz or .safetensors) whose weights start the backbone ('resnet20'), which
+    then learns at ``backbone_lr_scale`` times the rate of the new layers."""
     task: str = "detect"
     backbone: str = "resnet"
     data: str = "datasets/cache/cifar10-jpeg.tar.gz"
@@ -48,6 +54,8 @@ class TaskConfig:
     classes: list = None
     seed: int = 0
     device: str = "cpu"
+    pretrained: str = None
+    backbone_lr_scale: float = 1.0
     model_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -95,8 +103,15 @@ def fit(cfg, train_set, test_set, progress=True, log=print):
     (and write OUT/last.tvz after every epoch). Returns (model, history list of dicts)."""
     backend.manual_seed(cfg.seed)
     os.makedirs(cfg.out, exist_ok=True)
-    model = build_model(cfg, train_set.num_classes).to(cfg.device)
-    opt = optim.AdamW(optim.param_groups_weight_decay(model, cfg.weight_decay), lr=cfg.lr)
+    model = build_model(cfg, train_set.num_classes)
+    if cfg.pretrained:
+        if not hasattr(model.backbone, "load_pretrained"):
+            raise ValueError(f"the {cfg.backbone!r} backbone has no pretrained weights to load; "
+                             "use backbone 'resnet20' with a resnet20 classification checkpoint")
+        model.backbone.load_pretrained(cfg.pretrained)
+    model.to(cfg.device)
+    opt = optim.AdamW(finetune_param_groups(model, cfg.lr, cfg.weight_decay, cfg.backbone_lr_scale,
+                                            backbone=model.backbone), lr=cfg.lr)
     steps_per_epoch = max(len(train_set) // cfg.batch_size, 1)
     total = cfg.epochs * steps_per_epoch
     warmup = max(min(cfg.warmup_steps, total // 2), 1)

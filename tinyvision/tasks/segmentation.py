@@ -16,24 +16,28 @@ from .backbones import build_backbone, conv_bn_relu
 
 
 class UNetDecoder(nn.Module):
-    """Decoder over ResNet features c1 (stride 2), c2 (stride 4), c3 (stride 8):
+    """Decoder over ResNet features c1 (stride s), c2 (stride 2s), c3 (stride 4s), s = 2 for
+    ResNetBackbone, 1 for ResNet-20:
 
-        d2 = conv_bn_relu([conv_transpose_2x2/2(c3), c2])          stride 4   (transposed conv)
-        d1 = conv_bn_relu([upsample_bilinear_x2(d2), c1])           stride 2   (bilinear)
-        logits = upsample_bilinear_x2(conv1x1(d1))                  stride 1
+        d2 = conv_bn_relu([conv_transpose_2x2/2(c3), c2])          stride 2s  (transposed conv)
+        d1 = conv_bn_relu([upsample_bilinear_x2(d2), c1])           stride s   (bilinear)
+        logits = upsample_bilinear_xs(conv1x1(d1))                  stride 1
 
     Shapes: features with channels (w1, w2, w3) -> logits (B, num_classes, S, S).
     """
 
-    def __init__(self, channels, num_classes, width=64):
+    def __init__(self, channels, num_classes, width=64, strides=(2, 4, 8)):
         super().__init__()
         w1, w2, w3 = channels
+        s = strides[0]
+        if tuple(strides) != (s, 2 * s, 4 * s):
+            raise ValueError(f"the U-Net decoder needs strides (s, 2s, 4s), got {tuple(strides)}")
         self.up3 = nn.ConvTranspose2d(w3, width, 2, stride=2)
         self.dec2 = conv_bn_relu(width + w2, width)
         self.up2 = nn.Upsample(scale_factor=2, mode="bilinear")
         self.dec1 = conv_bn_relu(width + w1, width // 2)
         self.classifier = nn.Conv2d(width // 2, num_classes, 1)
-        self.up1 = nn.Upsample(scale_factor=2, mode="bilinear")
+        self.up1 = nn.Upsample(scale_factor=s, mode="bilinear") if s > 1 else nn.Identity()
 
     def forward(self, feats):
         c1, c2, c3 = feats
@@ -68,7 +72,7 @@ class SETRDecoder(nn.Module):
 
 
 class Segmenter(nn.Module):
-    """Backbone + decoder (U-Net for 'resnet', SETR for 'vit') predicting ``num_classes``
+    """Backbone + decoder (U-Net for the ResNets, SETR for 'vit') predicting ``num_classes``
     channels (background included).
 
     Shapes: x (B, 3, S, S) -> logits (B, num_classes, S, S).
@@ -78,8 +82,8 @@ class Segmenter(nn.Module):
         super().__init__()
         self.num_classes, self.img_size, self.backbone_name = num_classes, img_size, backbone
         self.backbone = build_backbone(backbone, img_size, **backbone_kwargs)
-        if backbone == "resnet":
-            self.decoder = UNetDecoder(self.backbone.channels, num_classes, width)
+        if backbone != "vit":
+            self.decoder = UNetDecoder(self.backbone.channels, num_classes, width, self.backbone.strides)
         else:
             self.decoder = SETRDecoder(self.backbone.channels, num_classes, self.backbone.strides[0], width)
 

@@ -151,12 +151,19 @@ def build_finetune_model(source, num_classes, mode="full", model=None, freeze_st
     return net, {"architecture": name, "model_kwargs": kwargs, "load": result, "trainable": trainable}
 
 
-def finetune_param_groups(model, lr, weight_decay, backbone_lr_scale=1.0):
-    """Optimizer groups: the classifier at ``lr``, the rest of the trainable parameters at
-    ``backbone_lr_scale * lr``; each split into decayed weights and undecayed biases/norms
-    (``optim.param_groups_weight_decay``). Frozen parameters are left out; empty groups too.
-    Each group carries 'name' ('head' or 'backbone') for logs."""
-    head_ids = {id(p) for p in model.get_classifier().parameters()}
+def finetune_param_groups(model, lr, weight_decay, backbone_lr_scale=1.0, backbone=None):
+    """Optimizer groups: the new parts at ``lr``, the pretrained backbone's trainable
+    parameters at ``backbone_lr_scale * lr``; each split into decayed weights and undecayed
+    biases/norms (``optim.param_groups_weight_decay``). Frozen parameters are left out; empty
+    groups too. Each group carries 'name' ('head' or 'backbone') for logs.
+
+    ``backbone``: the sub-module that holds the pretrained weights (a detector's or
+    segmenter's ``model.backbone``); by default everything but ``model.get_classifier()``."""
+    if backbone is None:
+        head_ids = {id(p) for p in model.get_classifier().parameters()}
+    else:
+        backbone_ids = {id(p) for p in backbone.parameters()}
+        head_ids = {id(p) for p in model.parameters() if id(p) not in backbone_ids}
     skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else ()
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = []

@@ -1,0 +1,79 @@
+"""A classification ResNet-20 as the backbone of a detector and a segmenter (article section
+6 with transfer): shapes at its strides (1, 2, 4), weights loaded from a training checkpoint
+without the classifier, a lower learning rate for the pretrained part, and clear errors."""
+import numpy as np
+import pytest
+
+import tinyvision as tv
+from tinyvision import models
+from tinyvision.tasks import detection as D
+from tinyvision.tasks import segmentation as S
+from tinyvision.tasks.engine import TaskConfig, build_model, fit
+from tinyvision.transfer.finetune import finetune_param_groups
+
+from scene_fixture import losses_of_steps, tiny_scenes
+
+
+@pytest.mark.parametrize("task", ["detect", "segment"])
+def test_resnet20_backbone_shapes_and_training(task):
+    ds = tiny_scenes(4)
+    module = D if task == "detect" else S
+    model = module.build_model(ds.num_classes + (task == "segment"), "resnet20", model="resnet20")
+    assert model.backbone.strides == (1, 2, 4) and model.backbone.channels == (16, 32, 64)
+    x, targets = ds.batch(np.arange(4))
+    out = model(tv.tensor(x))
+    if task == "detect":
+        assert out[0].shape == (4, 3, 16, 16) and out[1].shape == (4, 4, 16, 16)
+        assert model.lateral is None     # the stride-4 map is ResNet-20's last stage itself
+    else:
+        assert out.shape == (4, 4, 64, 64)
+    losses = losses_of_steps(model, x, targets, steps=6, lr=3e-3)
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_pretrained_checkpoint_initialises_the_backbone(tmp_path):
+    tv.manual_seed(1)
+    classifier = models.create("resnet20", num_classes=10)
+    for name, b in classifier.named_buffers():
+        if name.endswith("running_mean"):
+            b.data[...] = np.random.default_rng(0).standard_normal(b.shape)
+    path = str(tmp_path / "best.tvz")
+    tv.save({"model": classifier.state_dict(), "config": {"model": "resnet20"}}, path)
+
+    model = build_model(TaskConfig(task="segment", backbone="resnet20"), num_classes=3)
+    result = model.backbone.load_pretrained(path)
+    assert result.unexpected_keys == ["fc.weight", "fc.bias"] and not result.missing_keys
+    mine, theirs = model.backbone.net.state_dict(), classifier.state_dict()
+    for key in mine:
+        np.testing.assert_array_equal(mine[key], theirs[key], err_msg=key)
+
+    # fit loads it too, and trains: the first conv has moved away from the checkpoint's
+    ds = tiny_scenes(4)
+    cfg = TaskConfig(task="segment", backbone="resnet20", epochs=1, batch_size=2, out=str(tmp_path / "run"),
+                     pretrained=path, backbone_lr_scale=0.1)
+    trained, history = fit(cfg, ds, tiny_scenes(2, seed=1), progress=False, log=lambda line: None)
+    w0, w1 = theirs["conv1.weight"], trained.backbone.net.conv1.weight.numpy()
+    assert 0 < np.abs(w1 - w0).max() < 0.1 and "miou" in history[-1]
+
+
+def test_backbone_learning_rate_scale():
+    model = build_model(TaskConfig(task="detect", backbone="resnet20"), num_classes=3)
+    groups = finetune_param_groups(model, 1e-3, 1e-4, 0.1, backbone=model.backbone)
+    backbone_ids = {id(p) for p in model.backbone.parameters()}
+    for g in groups:
+        inside = {id(p) in backbone_ids for p in g["params"]}
+        assert inside == {g["name"] == "backbone"}
+        assert g["lr"] == pytest.approx(1e-4 if g["name"] == "backbone" else 1e-3)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_pretrained_needs_a_resnet20_backbone(tmp_path):
+    cfg = TaskConfig(task="detect", backbone="resnet", epochs=1, out=str(tmp_path / "run"),
+                     pretrained=str(tmp_path / "none.tvz"), model_kwargs=dict(widths=(8, 16, 16)))
+    with pytest.raises(ValueError, match="resnet20"):
+        fit(cfg, tiny_scenes(2), tiny_scenes(2, seed=1), progress=False)
+
+
+def test_unet_decoder_needs_doubling_strides():
+    with pytest.raises(ValueError, match="strides"):
+        S.UNetDecoder((16, 32, 64), 3, strides=(1, 2, 8))
