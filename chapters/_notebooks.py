@@ -1188,8 +1188,9 @@ NOTEBOOKS["06_projects"] = [
     **Measured.** With the ResNet backbone on an H200 GPU (same code, `--device cuda`; see the
     README), 8,000 train scenes x 6 epochs gave segmentation mIoU 0.345 (pixel accuracy 0.839) in
     1.3 minutes, and 2,000 scenes x 5 epochs gave detection AP@0.5 0.258 (AP@[.5:.95] 0.177).
-    Backgrounds and boxes are found early; what stays hard is telling small CIFAR objects apart,
-    the same job CIFAR-10 classification does, on a backbone trained from scratch for a few epochs.
+    A pixel accuracy of 0.84 (background is most of every scene) beside an mIoU of 0.35 says that
+    objects are separated from the background far better than they are told apart: naming a small
+    CIFAR object is the job of CIFAR-10 classification, here learnt from scratch in a few epochs.
     That is the article's case for pretraining: a backbone pretrained on classification brings the
     class knowledge the dense heads lack. The article expects the ViT's global attention to help
     with context and the ResNet's locality to help with small objects and little data: the rows

@@ -57,3 +57,11 @@ def test_cli_train_eval_predict(tmp_path, capsys):
     assert '"miou"' in capsys.readouterr().out
     assert run(["segment", "predict", str(out / "last.tvz"), "--data", str(root), "--num", "1", "--out", str(pred)]) == 0
     assert os.listdir(pred) == ["scene_0000.png"]
+
+
+def test_fit_stops_on_a_non_finite_loss(tmp_path):
+    from tinyvision.tasks.engine import TaskConfig, fit
+    cfg = TaskConfig(task="segment", backbone="resnet", epochs=1, batch_size=2, lr=float("nan"),
+                     out=str(tmp_path / "run"), model_kwargs=TINY["resnet"])
+    with pytest.raises(FloatingPointError, match="segment loss became nan"):
+        fit(cfg, tiny_scenes(4), tiny_scenes(2, seed=1), progress=False)

@@ -156,7 +156,8 @@ class CenterNet(nn.Module):
 
     def loss(self, x, targets):
         """Total loss (focal + 0.1 size + offset) of images x (B, 3, S, S) against a list of
-        target dicts; returns (loss Tensor, dict of the three parts as floats)."""
+        target dicts; returns (loss Tensor, dict of the three parts as 0-d arrays on the
+        model's device: reading them, float(v), waits for a GPU, so the caller chooses when)."""
         heat, reg = self(x)
         t = encode_targets(targets, self.num_classes, heat.shape[-1])
         num, m = t["num"], Tensor(t["mask"], device=x.device)
@@ -164,7 +165,7 @@ class CenterNet(nn.Module):
         l_size = ops.sum(ops.abs(reg[:, :2] - Tensor(t["size"], device=x.device)) * m) / num
         l_off = ops.sum(ops.abs(reg[:, 2:] - Tensor(t["offset"], device=x.device)) * m) / num
         total = l_heat + 0.1 * l_size + l_off
-        return total, dict(heat=float(l_heat.item()), size=float(l_size.item()), offset=float(l_off.item()))
+        return total, dict(heat=l_heat.data, size=l_size.data, offset=l_off.data)
 
     def predict(self, x, k=20, threshold=0.05, iou=0.6):
         """Detections for images x (B, 3, S, S): a list of B dicts (boxes, scores, labels)."""

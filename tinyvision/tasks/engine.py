@@ -26,6 +26,7 @@ from ..transfer.finetune import finetune_param_groups
 from . import detection, segmentation
 
 TASKS = {"detect": detection, "segment": segmentation}
+LOG_INTERVAL = 20     # steps between reads of the loss (and progress-bar updates)
 # Small backbones, sized for a few minutes of CPU training on 64x64 scenes; 'resnet20' is
 # the CIFAR classifier's architecture, so that its trained weights can start a task
 # (``TaskConfig.pretrained``).
@@ -122,7 +123,7 @@ def fit(cfg, train_set, test_set, progress=True, log=print):
         model.train()
         order = rng.permutation(len(train_set))
         bar = _progress(steps_per_epoch, f"{cfg.task} {cfg.backbone} epoch {epoch + 1}/{cfg.epochs}", progress)
-        losses = []
+        losses, pending = [], []
         for s in range(steps_per_epoch):
             idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             x, targets = train_set.batch(idx, flip=rng.random(len(idx)) < 0.5)
@@ -132,9 +133,17 @@ def fit(cfg, train_set, test_set, progress=True, log=print):
             optim.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             sched.step()
-            losses.append(float(loss.item()))
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", **{k: f"{v:.3f}" for k, v in parts.items()})
+            pending.append(loss.data)
+            if len(pending) == LOG_INTERVAL or s == steps_per_epoch - 1:
+                # One host read per interval: on a GPU each read is a synchronisation.
+                losses += [float(v) for v in pending]
+                if not np.isfinite(losses[-1]):
+                    raise FloatingPointError(f"the {cfg.task} loss became {losses[-1]} at epoch {epoch + 1}, "
+                                             f"step {s + 1}; lower --lr")
+                bar.update(len(pending))
+                bar.set_postfix(loss=f"{np.mean(losses[-LOG_INTERVAL:]):.3f}",
+                                **{k: f"{float(v):.3f}" for k, v in parts.items()})
+                pending = []
         bar.close()
         row = dict(epoch=epoch + 1, train_loss=float(np.mean(losses)), wall_time=time.time() - start)
         if epoch + 1 == cfg.epochs:
