@@ -74,6 +74,8 @@ def test_pretrained_needs_a_resnet20_backbone(tmp_path):
         fit(cfg, tiny_scenes(2), tiny_scenes(2, seed=1), progress=False)
 
 
-def test_unet_decoder_needs_doubling_strides():
+def test_unet_decoder_needs_three_doubling_strides():
     with pytest.raises(ValueError, match="strides"):
         S.UNetDecoder((16, 32, 64), 3, strides=(1, 2, 8))
+    with pytest.raises(ValueError, match="three feature maps"):    # an ImageNet ResNet has four
+        S.Segmenter(3, "resnet20", model="resnet18")

@@ -28,6 +28,8 @@ class UNetDecoder(nn.Module):
 
     def __init__(self, channels, num_classes, width=64, strides=(2, 4, 8)):
         super().__init__()
+        if len(channels) != 3 or len(strides) != 3:
+            raise ValueError(f"the U-Net decoder takes three feature maps, got channels {tuple(channels)}")
         w1, w2, w3 = channels
         s = strides[0]
         if tuple(strides) != (s, 2 * s, 4 * s):
