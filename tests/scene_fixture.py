@@ -23,3 +23,14 @@ def losses_of_steps(model, x, targets, steps, lr):
         opt.step()
         losses.append(loss.item())
     return losses
+
+
+def run_task_cli(argv):
+    """Run ``python -m tinyvision detect|segment ...`` in-process; returns its exit code."""
+    import argparse
+
+    from tinyvision.tasks.cli import add_subparsers
+    parser = argparse.ArgumentParser()
+    add_subparsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.fn(args)

@@ -1,6 +1,5 @@
 """Detection: focal loss (values and float64 gradient check), target assignment and decoding
 round trip, NMS, IoU/AP/precision/recall on hand-computed cases, a few training steps, CLI."""
-import argparse
 import os
 
 import numpy as np
@@ -9,10 +8,9 @@ import pytest
 import tinyvision as tv
 from tinyvision import metrics
 from tinyvision.tasks import detection as D
-from tinyvision.tasks.cli import add_subparsers
 
 from cifar_fixture import write_cifar_batches
-from scene_fixture import losses_of_steps, tiny_scenes
+from scene_fixture import losses_of_steps, run_task_cli, tiny_scenes
 
 TINY_RESNET = dict(widths=(8, 16, 16), blocks=(1, 1, 1))
 TINY_VIT = dict(patch_size=8, embed_dim=32, depth=1, num_heads=2)
@@ -150,23 +148,16 @@ def test_model_rejects_bad_sizes():
         D.build_model(3, "vgg")
 
 
-def _run_cli(argv):
-    parser = argparse.ArgumentParser()
-    add_subparsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.fn(args)
-
-
 def test_cli_train_eval_predict(tmp_path, capsys):
     root = tmp_path / "cifar"
     write_cifar_batches(str(root), n_train=50, n_test=20)
     out = tmp_path / "run"
-    assert _run_cli(["detect", "train", "--data", str(root), "--epochs", "1", "--train-scenes", "8",
+    assert run_task_cli(["detect", "train", "--data", str(root), "--epochs", "1", "--train-scenes", "8",
                      "--test-scenes", "4", "--batch-size", "4", "--out", str(out), "--no-progress"]) == 0
     assert (out / "last.tvz").exists() and (out / "metrics.json").exists()
-    assert _run_cli(["detect", "eval", str(out / "last.tvz"), "--data", str(root)]) == 0
+    assert run_task_cli(["detect", "eval", str(out / "last.tvz"), "--data", str(root)]) == 0
     assert '"ap50"' in capsys.readouterr().out
     pred = tmp_path / "pred"
-    assert _run_cli(["detect", "predict", str(out / "last.tvz"), "--data", str(root), "--num", "2",
+    assert run_task_cli(["detect", "predict", str(out / "last.tvz"), "--data", str(root), "--num", "2",
                      "--out", str(pred)]) == 0
     assert sorted(os.listdir(pred)) == ["scene_0000.png", "scene_0001.png"]

@@ -1,6 +1,5 @@
 """Segmentation: decoder shapes for both backbones, metrics against hand-computed values,
 a few training steps, the CLI."""
-import argparse
 import os
 
 import numpy as np
@@ -8,10 +7,9 @@ import pytest
 
 import tinyvision as tv
 from tinyvision.tasks import segmentation as S
-from tinyvision.tasks.cli import add_subparsers
 
 from cifar_fixture import write_cifar_batches
-from scene_fixture import losses_of_steps, tiny_scenes
+from scene_fixture import losses_of_steps, run_task_cli, tiny_scenes
 
 TINY = {"resnet": dict(widths=(8, 16, 16), blocks=(1, 1, 1), width=16),
         "vit": dict(patch_size=8, embed_dim=32, depth=1, num_heads=2, width=16)}
@@ -47,9 +45,7 @@ def test_evaluate_by_hand():
 def test_cli_train_eval_predict(tmp_path, capsys):
     root = tmp_path / "cifar"
     write_cifar_batches(str(root), n_train=50, n_test=20)
-    parser = argparse.ArgumentParser()
-    add_subparsers(parser.add_subparsers(dest="command", required=True))
-    run = lambda argv: (lambda a: a.fn(a))(parser.parse_args(argv))
+    run = run_task_cli
     out, pred = tmp_path / "run", tmp_path / "pred"
     assert run(["segment", "train", "--backbone", "vit", "--data", str(root), "--epochs", "1", "--train-scenes", "4",
                 "--test-scenes", "2", "--batch-size", "4", "--out", str(out), "--no-progress"]) == 0

@@ -1,6 +1,8 @@
 """A classification ResNet-20 as the backbone of a detector and a segmenter (article section
 6 with transfer): shapes at its strides (1, 2, 4), weights loaded from a training checkpoint
 without the classifier, a lower learning rate for the pretrained part, and clear errors."""
+import os
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,8 @@ from tinyvision.tasks import segmentation as S
 from tinyvision.tasks.engine import TaskConfig, build_model, fit
 from tinyvision.transfer.finetune import finetune_param_groups
 
-from scene_fixture import losses_of_steps, tiny_scenes
+from cifar_fixture import write_cifar_batches
+from scene_fixture import losses_of_steps, run_task_cli, tiny_scenes
 
 
 @pytest.mark.parametrize("task", ["detect", "segment"])
@@ -79,3 +82,19 @@ def test_unet_decoder_needs_three_doubling_strides():
         S.UNetDecoder((16, 32, 64), 3, strides=(1, 2, 8))
     with pytest.raises(ValueError, match="three feature maps"):    # an ImageNet ResNet has four
         S.Segmenter(3, "resnet20", model="resnet18")
+
+
+def test_cli_trains_a_detector_from_a_classifier_checkpoint(tmp_path, capsys):
+    root = tmp_path / "cifar"
+    write_cifar_batches(str(root), n_train=50, n_test=20)
+    ckpt = str(tmp_path / "best.tvz")
+    tv.save({"model": models.create("resnet20", num_classes=10).state_dict()}, ckpt)
+    out = tmp_path / "run"
+    assert run_task_cli(["detect", "train", "--backbone", "resnet20", "--pretrained", ckpt, "--backbone-lr-scale",
+                         "0.1", "--data", str(root), "--epochs", "1", "--train-scenes", "4", "--test-scenes", "2",
+                         "--batch-size", "2", "--out", str(out), "--no-progress"]) == 0
+    state = tv.load(str(out / "last.tvz"))
+    assert state["config"]["pretrained"] == ckpt and state["config"]["backbone_lr_scale"] == 0.1
+    os.remove(ckpt)    # the task checkpoint holds the weights: evaluation needs no classifier file
+    assert run_task_cli(["detect", "eval", str(out / "last.tvz"), "--data", str(root)]) == 0
+    assert '"ap50"' in capsys.readouterr().out
