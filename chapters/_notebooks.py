@@ -938,6 +938,13 @@ NOTEBOOKS["05_training_evaluation_optimization"] = [
     plt.show()
     """,
     """md:
+    **The recipes at full scale** (measured with `python -m tinyvision train` on all 50,000 images; see
+    the README): the ResNet recipe trained ResNet-20 for 20 epochs in 119 minutes on a 2-core CPU to
+    86.0% test accuracy (86.9% averaging each image with its mirror), and for 30 epochs at batch 512
+    (max lr 0.4, label smoothing 0.1) on an H200 GPU to 88.2% in 3.1 minutes. The ViT recipe took the
+    small ViT to 65.8% in 8 epochs on one CPU core (93 minutes) and to 74.1% in 19 epochs on the GPU.
+    """,
+    """md:
     ## 5.3 Evaluation and optimisation (模型评估与优化)
 
     ### Metrics
