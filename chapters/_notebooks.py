@@ -1198,8 +1198,10 @@ NOTEBOOKS["06_projects"] = [
     A pixel accuracy of 0.84 (background is most of every scene) beside an mIoU of 0.35 says that
     objects are separated from the background far better than they are told apart: naming a small
     CIFAR object is the job of CIFAR-10 classification, here learnt from scratch in a few epochs.
-    That is the article's case for pretraining: a backbone pretrained on classification brings the
-    class knowledge the dense heads lack. The article expects the ViT's global attention to help
+    That is the article's case for pretraining, and it holds here: on the 2-core CPU, a ResNet-20
+    backbone started from the 86% CIFAR-10 classifier of `python -m tinyvision train` reached mIoU
+    0.441 (pixel accuracy 0.872) after 4,000 scenes x 4 epochs, the same backbone from random weights
+    0.225 (0.800) with the same budget (`--backbone resnet20 --pretrained CKPT`; README). The article expects the ViT's global attention to help
     with context and the ResNet's locality to help with small objects and little data: the rows
     above put the two backbones side by side on the same budget (in QUICK mode they are barely
     trained and say nothing).
