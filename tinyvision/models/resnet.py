@@ -232,12 +232,19 @@ class ResNet(nn.Module):
                 elif isinstance(m, BasicBlock):
                     nn.init.zeros_(m.bn2.weight)
 
-    def forward_features(self, x):
-        """The last stage's feature map: (N, in_chans, H, W) -> (N, num_features, H/s, W/s)
-        (s = 32 for the ImageNet stem with 4 stages, 4 for the CIFAR nets)."""
+    def stages(self, x):
+        """Yield each stage's feature map in turn, (N, stage_channels[i], H/s_i, W/s_i) with
+        s_i = stage_strides[i]; a generator, so a caller that wants only the last keeps no other."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for i in range(self.num_stages):
             x = getattr(self, f"layer{i + 1}")(x)
+            yield x
+
+    def forward_features(self, x):
+        """The last stage's feature map: (N, in_chans, H, W) -> (N, num_features, H/s, W/s)
+        (s = 32 for the ImageNet stem with 4 stages, 4 for the CIFAR nets)."""
+        for x in self.stages(x):
+            pass
         return x
 
     def forward_head(self, x, pre_logits=False):

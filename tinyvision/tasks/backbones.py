@@ -96,12 +96,7 @@ class ClassifierResNetBackbone(nn.Module):
         return load_weights(self.net, path)
 
     def forward(self, x):
-        net, feats = self.net, []
-        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
-        for i in range(net.num_stages):
-            x = getattr(net, f"layer{i + 1}")(x)
-            feats.append(x)
-        return feats
+        return list(self.net.stages(x))
 
 
 def conv_bn_relu(cin, cout, k=3):
