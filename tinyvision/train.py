@@ -154,6 +154,16 @@ def predict_logits(model, loader, tta_flip=False):
     return np.concatenate(outs), np.concatenate(targets)
 
 
+def read_losses(arrays, epoch, step, hint, what="loss"):
+    """Loss scalars kept on the device -> Python floats, in one host read (on a GPU, one
+    synchronisation per logging interval rather than per step). A non-finite value stops the
+    run with a clear error: a diverged run would otherwise go on training on NaNs."""
+    losses = [float(v) for v in arrays]
+    if not all(math.isfinite(v) for v in losses):
+        raise FloatingPointError(f"the {what} became {losses[-1]} at epoch {epoch}, step {step}; {hint}")
+    return losses
+
+
 def _say(line):
     """Print and flush, so that a log redirected to a file is current after every epoch."""
     print(line, flush=True)
@@ -268,12 +278,8 @@ class Trainer:
             if self._interrupted:  # Ctrl-C arrived during the step: stop between two steps
                 raise KeyboardInterrupt
             if len(pending) == cfg.log_interval or self.step_in_epoch == total:
-                # One host read per interval: on a GPU each read is a synchronisation.
-                losses = [float(l) for l, _, _ in pending]
-                if not all(math.isfinite(v) for v in losses):
-                    raise FloatingPointError(
-                        f"the loss became {losses[-1]} at epoch {self.epoch + 1}, step {self.step_in_epoch}; "
-                        "lower --lr, or clip gradients with --clip-grad 1.0")
+                losses = read_losses([l for l, _, _ in pending], self.epoch + 1, self.step_in_epoch,
+                                     "lower --lr, or clip gradients with --clip-grad 1.0")
                 loss_sum += sum(l * n for l, (_, _, n) in zip(losses, pending))
                 correct_sum += sum(float(c) for _, c, _ in pending)
                 seen += sum(n for _, _, n in pending)

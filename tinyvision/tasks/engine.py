@@ -21,7 +21,7 @@ import numpy as np
 from .. import backend, optim
 from ..serialization import load, save
 from ..tensor import Tensor
-from ..train import _atomic_write, _progress
+from ..train import _atomic_write, _progress, read_losses
 from ..transfer.finetune import finetune_param_groups
 from . import detection, segmentation
 
@@ -135,11 +135,7 @@ def fit(cfg, train_set, test_set, progress=True, log=print):
             sched.step()
             pending.append(loss.data)
             if len(pending) == LOG_INTERVAL or s == steps_per_epoch - 1:
-                # One host read per interval: on a GPU each read is a synchronisation.
-                losses += [float(v) for v in pending]
-                if not np.isfinite(losses[-1]):
-                    raise FloatingPointError(f"the {cfg.task} loss became {losses[-1]} at epoch {epoch + 1}, "
-                                             f"step {s + 1}; lower --lr")
+                losses += read_losses(pending, epoch + 1, s + 1, "lower --lr", what=f"{cfg.task} loss")
                 bar.update(len(pending))
                 bar.set_postfix(loss=f"{np.mean(losses[-LOG_INTERVAL:]):.3f}",
                                 **{k: f"{float(v):.3f}" for k, v in parts.items()})
