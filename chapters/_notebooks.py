@@ -1175,8 +1175,9 @@ NOTEBOOKS["06_projects"] = [
             print(f"{task:8s} {backbone:6s} {score}   ({time.time() - t0:.0f} s)")
     """,
     """
-    det = {b: task_models["detect", b].predict(tv.tensor(scene_test.batch(np.arange(4))[0])) for b in ["resnet", "vit"]}
-    seg = {b: task_models["segment", b].predict(tv.tensor(scene_test.batch(np.arange(4))[0])) for b in ["resnet", "vit"]}
+    x4 = tv.tensor(scene_test.batch(np.arange(4))[0])
+    det = {b: task_models["detect", b].predict(x4) for b in ["resnet", "vit"]}
+    seg = {b: task_models["segment", b].predict(x4) for b in ["resnet", "vit"]}
     fig, axes = plt.subplots(4, 4, figsize=(12, 12.4))
     for i in range(4):
         img = scene_test.images[i]

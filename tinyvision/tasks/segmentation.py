@@ -84,7 +84,7 @@ class Segmenter(nn.Module):
         super().__init__()
         self.num_classes, self.img_size, self.backbone_name = num_classes, img_size, backbone
         self.backbone = build_backbone(backbone, img_size, **backbone_kwargs)
-        if backbone != "vit":
+        if len(self.backbone.channels) > 1:    # a pyramid of stages: U-Net with skips; a token grid: SETR
             self.decoder = UNetDecoder(self.backbone.channels, num_classes, width, self.backbone.strides)
         else:
             self.decoder = SETRDecoder(self.backbone.channels, num_classes, self.backbone.strides[0], width)
