@@ -1,4 +1,5 @@
-"""Every chapter notebook runs top to bottom in QUICK mode (TINYVISION_QUICK=1).
+"""Every chapter notebook runs top to bottom in QUICK mode (TINYVISION_QUICK=1), and every
+executed copy in chapters/executed/ belongs to the notebook it claims to be a run of.
 
 Each notebook is executed by nbclient in a fresh kernel with chapters/ as its working
 directory; any cell that raises fails the test. Without CIFAR-10 on disk the notebooks use
@@ -6,6 +7,7 @@ their synthetic stand-in, so this runs in CI. Deselect with ``-m "not slow"``.
 """
 import glob
 import os
+import sys
 
 import pytest
 
@@ -15,17 +17,14 @@ pytest.importorskip("ipykernel")
 
 CHAPTERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "chapters")
 NOTEBOOKS = sorted(glob.glob(os.path.join(CHAPTERS, "*.ipynb")))
+EXECUTED_COPIES = sorted(glob.glob(os.path.join(CHAPTERS, "executed", "*.ipynb")))
 CELL_TIMEOUT = 300
+sys.path.insert(0, CHAPTERS)
+import _execute  # noqa: E402  (chapters/_execute.py: runs notebooks and keeps the executed copy)
 
 
-def _kernel_name():
-    from jupyter_client.kernelspec import KernelSpecManager
-    specs = KernelSpecManager().find_kernel_specs()
-    if "python3" not in specs:
-        # ipykernel is importable but its spec is not registered: register it for this user.
-        from ipykernel.kernelspec import install
-        install(user=True)
-    return "python3"
+def _code_sources(nb):
+    return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
 def test_every_chapter_has_a_notebook():
@@ -48,6 +47,44 @@ def test_notebook_runs_in_quick_mode(path, monkeypatch):
     monkeypatch.setenv("TINYVISION_QUICK", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=_kernel_name(),
+    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=_execute.kernel_name(),
                                      resources={"metadata": {"path": CHAPTERS}})
     client.execute()   # raises CellExecutionError, naming the cell, on the first error
+
+
+@pytest.mark.parametrize("path", EXECUTED_COPIES, ids=[os.path.basename(p)[:-6] for p in EXECUTED_COPIES])
+def test_executed_copy_is_a_run_of_the_current_notebook(path):
+    """An executed copy's code is its source notebook's, cell for cell (edit a chapter, run it
+    again), it says how it was run, and no cell raised."""
+    nb = nbformat.read(path, as_version=4)
+    source = os.path.join(CHAPTERS, os.path.basename(path))
+    assert os.path.exists(source), f"{path} is a run of a notebook that no longer exists"
+    assert _code_sources(nb) == _code_sources(nbformat.read(source, as_version=4)), \
+        f"{path} ran other code than {source}: rerun `python chapters/_execute.py {os.path.basename(path)[:-6]}`"
+    run = nb.metadata[_execute.RUN_KEY]
+    assert run["mode"] in ("full", "quick") and run["wall_time_s"] > 0 and run["machine"] and run["commit"]
+    assert nb.cells[0].cell_type == "markdown" and "Executed copy" in nb.cells[0].source
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{path} holds an error output: {errors[0].get('ename')}"
+    assert any(c.outputs for c in nb.cells if c.cell_type == "code"), f"{path} has no outputs"
+
+
+def test_execute_writes_a_stamped_copy(tmp_path, monkeypatch):
+    """_execute.execute runs a notebook in its own folder and writes the copy with its run facts."""
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "side.txt").write_text("found")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os\nprint('data: synthetic stand-in')\n"
+                                          "print(open('side.txt').read(), os.environ['TINYVISION_QUICK'])")]
+    nbformat.write(nb, str(src / "demo.ipynb"))
+    out = _execute.execute("demo", quick=True, timeout=60, src_dir=str(src), out_dir=str(tmp_path / "executed"))
+    ran = nbformat.read(out, as_version=4)
+    run = ran.metadata[_execute.RUN_KEY]
+    assert run["mode"] == "quick" and run["data"] == "synthetic stand-in" and run["wall_time_s"] > 0
+    assert "Executed copy" in ran.cells[0].source and "quick mode" in ran.cells[0].source
+    assert "found 1" in ran.cells[1].outputs[-1]["text"]
+    assert not (tmp_path / "src" / "demo.ipynb.tmp").exists()
+    with pytest.raises(FileNotFoundError, match="no chapter notebook"):
+        _execute.execute("absent", src_dir=str(src), out_dir=str(tmp_path / "executed"))

@@ -1,0 +1,128 @@
+"""Runs chapter notebooks and keeps the run: ``python chapters/_execute.py [--quick] NAME ...``
+
+The notebooks in ``chapters/`` are sources, committed without outputs (``_build.py`` writes
+them). This script executes one in a fresh kernel (full mode unless ``--quick``), with
+``chapters/`` as the working directory, and writes the executed copy, outputs and plots
+included, to ``chapters/executed/NAME.ipynb``. The copy opens with a cell that says how it was
+made (mode, data, machine, threads, wall time, commit), the same facts are kept in
+``metadata["tinyvision_run"]``, so a reader can tell a measurement from its circumstances.
+
+``tests/test_chapters.py`` checks every executed copy: its code cells must be the source
+notebook's, cell for cell (an edited chapter needs a new run, never stale outputs under new
+code) and no cell may have raised.
+"""
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import nbformat
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXECUTED = os.path.join(HERE, "executed")
+RUN_KEY = "tinyvision_run"
+
+
+def machine():
+    """CPU model, cores this process may use, and BLAS thread setting, in one line."""
+    model = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    return f"{model}, {cores} of {os.cpu_count()} cores, OPENBLAS_NUM_THREADS={threads}"
+
+
+def commit():
+    """The git commit of the sources, with '+changes' when the chapter files differ from it."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=HERE, capture_output=True,
+                               text=True, check=True).stdout.strip()
+        return sha + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def kernel_name():
+    """'python3', registering ipykernel's spec for this user where it is importable but absent."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    if "python3" not in KernelSpecManager().find_kernel_specs():
+        from ipykernel.kernelspec import install
+        install(user=True)
+    return "python3"
+
+
+def data_source(nb):
+    """What the notebook's 'data:' line printed (CIFAR-10 or the synthetic stand-in)."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            for line in out.get("text", "").splitlines():
+                if line.startswith("data:"):
+                    return line[5:].strip()
+    return "none loaded"
+
+
+def execute(name, quick=False, timeout=None, src_dir=HERE, out_dir=EXECUTED):
+    """Execute SRC_DIR/NAME.ipynb in SRC_DIR; write OUT_DIR/NAME.ipynb. Returns its path."""
+    import nbclient
+    src = os.path.join(src_dir, name + ".ipynb")
+    if not os.path.exists(src):
+        raise FileNotFoundError(f"no chapter notebook {src}; the names are the files in {src_dir}")
+    nb = nbformat.read(src, as_version=4)
+    saved = {k: os.environ.get(k) for k in ("TINYVISION_QUICK", "MPLBACKEND")}
+    os.environ["TINYVISION_QUICK"] = "1" if quick else "0"      # the kernel inherits this process's env
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    start = time.time()
+    try:
+        nbclient.NotebookClient(nb, timeout=timeout, kernel_name=kernel_name(),
+                                resources={"metadata": {"path": src_dir}}).execute()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    wall = time.time() - start
+    run = dict(mode="quick" if quick else "full", data=data_source(nb), machine=machine(),
+               wall_time_s=round(wall, 1), commit=commit(),
+               date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+               python=platform.python_version())
+    nb.metadata[RUN_KEY] = run
+    stamp = nbformat.v4.new_markdown_cell(
+        f"> **Executed copy** of `chapters/{name}.ipynb` in **{run['mode']} mode**, {run['date']}: "
+        f"{wall / 60:.1f} min on {run['machine']}; data: {run['data']}; commit {run['commit']}, "
+        f"Python {run['python']}. The numbers below were measured in that run.")
+    stamp["id"] = "executed-run"
+    nb.cells.insert(0, stamp)
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, name + ".ipynb")
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        nbformat.write(nb, f)
+    os.replace(tmp, out)        # a half-written notebook never replaces a good one
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("names", nargs="+", help="notebook names without .ipynb (e.g. 01_computer_vision_and_pretraining)")
+    p.add_argument("--quick", action="store_true", help="QUICK mode (TINYVISION_QUICK=1) instead of full mode")
+    p.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: no limit)")
+    args = p.parse_args(argv)
+    for name in args.names:
+        name = name[:-6] if name.endswith(".ipynb") else os.path.basename(name)
+        t = time.time()
+        path = execute(name, args.quick, args.timeout)
+        print(f"wrote {os.path.relpath(path)} ({(time.time() - t) / 60:.1f} min)", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
