@@ -1,6 +1,7 @@
 """Detection AP and segmentation mIoU on generated CIFAR-10 scenes, ResNet and ViT backbones.
 
     python benchmarks/tasks_results.py --data datasets/cache/cifar10-jpeg.tar.gz [--only detect:resnet ...]
+        [--pretrained resnet20=runs/resnet20/best.tvz --backbone-lr-scale 0.1]
 
 Trains each (task, backbone) pair with ``tinyvision.tasks.engine.fit``, writes
 OUT/<task>_<backbone>/ (checkpoint, metrics.json) and OUT/results_<pairs>.json, and prints a
@@ -14,11 +15,23 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from tinyvision.tasks.backbones import BACKBONES  # noqa: E402
 from tinyvision.tasks.engine import TaskConfig, fit  # noqa: E402
 from tinyvision.tasks.scenes import scene_splits  # noqa: E402
 from tinyvision.transfer.splits import parse_classes  # noqa: E402
 
-PAIRS = ["detect:resnet", "segment:resnet", "detect:vit", "segment:vit", "detect:resnet20", "segment:resnet20"]
+PAIRS = [f"{task}:{backbone}" for backbone in BACKBONES for task in ("detect", "segment")]
+
+
+def backbone_weights(items):
+    """['resnet20=runs/a.tvz', ...] -> {'resnet20': 'runs/a.tvz', ...}"""
+    out = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or name not in BACKBONES:
+            raise SystemExit(f"--pretrained takes BACKBONE=CHECKPOINT with a backbone of {BACKBONES}, got {item!r}")
+        out[name] = path
+    return out
 
 
 def table(results):
@@ -39,8 +52,9 @@ def main(argv=None):
     p.add_argument("--data", default="datasets/cache/cifar10-jpeg.tar.gz")
     p.add_argument("--out", default="runs/tasks_results")
     p.add_argument("--only", nargs="+", choices=PAIRS, default=PAIRS[:4])
-    p.add_argument("--pretrained", help="resnet20 pairs: a classification checkpoint for the backbone")
-    p.add_argument("--backbone-lr-scale", type=float, default=1.0)
+    p.add_argument("--pretrained", nargs="+", metavar="BACKBONE=CKPT",
+                   help="classification checkpoints that start these backbones, e.g. resnet20=runs/resnet20/best.tvz")
+    p.add_argument("--backbone-lr-scale", type=float, default=1.0, help="for the pretrained backbones")
     p.add_argument("--train-scenes", type=int, default=8000)
     p.add_argument("--test-scenes", type=int, default=1000)
     p.add_argument("--epochs", type=int, default=6)
@@ -49,6 +63,7 @@ def main(argv=None):
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    weights = backbone_weights(args.pretrained)
     train_set, test_set = scene_splits(args.data, args.train_scenes, args.test_scenes, classes=args.classes)
     results = []
     for pair in args.only:
@@ -56,8 +71,8 @@ def main(argv=None):
         cfg = TaskConfig(task=task, backbone=backbone, data=args.data, out=os.path.join(args.out, f"{task}_{backbone}"),
                          epochs=args.epochs, batch_size=args.batch_size, train_scenes=args.train_scenes,
                          test_scenes=args.test_scenes, classes=args.classes, device=args.device,
-                         pretrained=args.pretrained if backbone == "resnet20" else None,
-                         backbone_lr_scale=args.backbone_lr_scale if backbone == "resnet20" else 1.0)
+                         pretrained=weights.get(backbone),
+                         backbone_lr_scale=args.backbone_lr_scale if backbone in weights else 1.0)
         _, history = fit(cfg, train_set, test_set, progress=not args.no_progress)
         results.append(dict(task=task, backbone=backbone, classes=train_set.classes, pretrained=cfg.pretrained,
                             train_scenes=args.train_scenes, epochs=args.epochs, device=args.device,

@@ -1,6 +1,7 @@
-"""A classification ResNet-20 as the backbone of a detector and a segmenter (article section
-6 with transfer): shapes at its strides (1, 2, 4), weights loaded from a training checkpoint
-without the classifier, a lower learning rate for the pretrained part, and clear errors."""
+"""Classification models as the backbones of a detector and a segmenter (article section 6
+with transfer): ResNet-20 with its maps at strides (1, 2, 4) and the CIFAR ViT at 64x64 (its
+position table resampled), weights loaded from a training checkpoint without the classifier,
+a lower learning rate for the pretrained part, and clear errors."""
 import os
 
 import numpy as np
@@ -8,8 +9,10 @@ import pytest
 
 import tinyvision as tv
 from tinyvision import models
+from tinyvision.models.vit import resample_pos_embed
 from tinyvision.tasks import detection as D
 from tinyvision.tasks import segmentation as S
+from tinyvision.tasks.backbones import ViTBackbone
 from tinyvision.tasks.engine import TaskConfig, build_model, fit
 from tinyvision.transfer.finetune import finetune_param_groups
 
@@ -57,6 +60,37 @@ def test_pretrained_checkpoint_initialises_the_backbone(tmp_path):
     trained, history = fit(cfg, ds, tiny_scenes(2, seed=1), progress=False, log=lambda line: None)
     w0, w1 = theirs["conv1.weight"], trained.backbone.net.conv1.weight.numpy()
     assert 0 < np.abs(w1 - w0).max() < 0.1 and "miou" in history[-1]
+
+
+def test_vit_backbone_from_a_cifar_checkpoint_at_twice_the_size(tmp_path):
+    tv.manual_seed(2)
+    classifier = models.create("vit_cifar_tiny", num_classes=10)        # 32x32 images, patch 4: 8x8 grid
+    path = str(tmp_path / "vit.tvz")
+    tv.save({"model": classifier.state_dict(), "config": {"model": "vit_cifar_tiny"}}, path)
+    backbone = ViTBackbone(img_size=64, model="vit_cifar_tiny")         # 16x16 grid
+    result = backbone.load_pretrained(path)
+    assert sorted(result.unexpected_keys) == ["head.bias", "head.weight"]
+    assert not result.missing_keys and not result.mismatched_keys
+    theirs, mine = classifier.state_dict(), backbone.vit.state_dict()
+    np.testing.assert_allclose(mine["pos_embed"], resample_pos_embed(theirs["pos_embed"], (16, 16)), rtol=1e-6)
+    for key in theirs:
+        if key not in ("pos_embed", "head.weight", "head.bias"):
+            np.testing.assert_array_equal(mine[key], theirs[key], err_msg=key)
+    feats = backbone(tv.tensor(np.zeros((2, 3, 64, 64), np.float32)))
+    assert len(feats) == 1 and feats[0].shape == (2, 64, 16, 16) and backbone.strides == (4,)
+
+
+def test_vit_cifar_small_task_models():
+    det = build_model(TaskConfig(task="detect", backbone="vit_cifar_small"), num_classes=3)
+    assert det.backbone.channels == (192,) and det.backbone.strides == (4,)
+    heat, reg = det(tv.tensor(np.zeros((1, 3, 64, 64), np.float32)))
+    assert heat.shape == (1, 3, 16, 16) and reg.shape == (1, 4, 16, 16)
+    seg = build_model(TaskConfig(task="segment", backbone="vit_cifar_small"), num_classes=3)
+    assert isinstance(seg.decoder, S.SETRDecoder)
+    with pytest.raises(ValueError, match="not both"):
+        ViTBackbone(model="vit_cifar_small", depth=2)
+    with pytest.raises(ValueError, match="not a registered ViT"):
+        ViTBackbone(model="resnet20")
 
 
 def test_backbone_learning_rate_scale():

@@ -71,6 +71,18 @@ def _rename(state, map_names):
     return out
 
 
+def fit_pos_embed(state, model):
+    """Resample ``state['pos_embed']`` (in place) to ``model``'s patch grid where the two differ:
+    a ViT trained at one image size starts another (e.g. 32x32 CIFAR -> 64x64 scenes)."""
+    own = model._state_tensors().get("pos_embed")
+    if own is not None and "pos_embed" in state and tuple(state["pos_embed"].shape) != tuple(own.shape) \
+            and hasattr(model, "patch_embed"):
+        from .vit import resample_pos_embed
+        state["pos_embed"] = resample_pos_embed(state["pos_embed"], model.patch_embed.grid_size,
+                                                num_prefix_tokens=model.num_prefix_tokens)
+    return state
+
+
 def load_pretrained(model, path, strict=True, map_names=None, interpolate_pos_embed=True):
     """Load a ``.safetensors`` file of weights into ``model`` (in place).
 
@@ -97,12 +109,8 @@ def load_pretrained(model, path, strict=True, map_names=None, interpolate_pos_em
     state = _rename(_safetensors_numpy().load_file(os.fspath(path)), map_names)
     own = {name: t.shape for name, t in model._state_tensors().items()}
 
-    if interpolate_pos_embed and "pos_embed" in state and "pos_embed" in own \
-            and state["pos_embed"].shape != own["pos_embed"] and hasattr(model, "patch_embed"):
-        from .vit import resample_pos_embed
-        state["pos_embed"] = resample_pos_embed(state["pos_embed"], model.patch_embed.grid_size,
-                                                num_prefix_tokens=model.num_prefix_tokens)
-
+    if interpolate_pos_embed:
+        fit_pos_embed(state, model)
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     mismatched = [(k, tuple(state[k].shape), own[k]) for k in own

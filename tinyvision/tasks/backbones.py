@@ -2,8 +2,9 @@
 
 - ``ResNetBackbone``: a 3x3 stride-2 stem and three stages of ``BasicBlock``s (from
   ``models.resnet``), each later stage halving the resolution: features at strides 2, 4, 8.
-- ``ViTBackbone``: a ``VisionTransformer`` (``models.vit``) without head; its patch tokens
-  (class token dropped) are put back on their grid: one feature map at stride = patch size.
+- ``ViTBackbone``: a ``VisionTransformer`` (``models.vit``) without head, built from options or
+  a registered CIFAR ViT (``vit_cifar_small``, pretrainable); its patch tokens (class token
+  dropped) are put back on their grid: one feature map at stride = patch size.
 
     tokens (B, 1 + h w, D) -> drop class token -> (B, h w, D) -> (B, D, h, w)
 
@@ -54,18 +55,35 @@ class ResNetBackbone(nn.Module):
 
 
 class ViTBackbone(nn.Module):
-    """A VisionTransformer's patch tokens as a grid.
+    """A VisionTransformer's patch tokens as a grid: either a small ViT built from options
+    (``patch_size``, ``embed_dim``, ``depth``, ``num_heads``, ``mlp_ratio``) or a registered
+    classification ViT (``model='vit_cifar_small'``) at this image size, whose weights can come
+    from its CIFAR-10 checkpoint (the position table is resampled to the larger grid).
 
     Shapes: x (B, 3, S, S) -> [(B, D, S/P, S/P)]  (a list of one map, like ResNetBackbone's).
     """
 
-    def __init__(self, img_size=64, patch_size=8, embed_dim=128, depth=4, num_heads=4, mlp_ratio=2.0):
+    def __init__(self, img_size=64, model=None, **vit_kwargs):
         super().__init__()
-        self.vit = VisionTransformer(img_size=img_size, patch_size=patch_size, num_classes=0,
-                                     embed_dim=embed_dim, depth=depth, num_heads=num_heads,
-                                     mlp_ratio=mlp_ratio, gelu="tanh")
+        if model is not None:
+            if vit_kwargs:
+                raise ValueError(f"give a registered ViT name or ViT options, not both (got model={model!r} "
+                                 f"and {sorted(vit_kwargs)})")
+            if model not in models.list_models("vit*"):
+                raise ValueError(f"{model!r} is not a registered ViT; the ViT backbone needs one of "
+                                 f"{', '.join(models.list_models('vit*'))}")
+            self.vit = models.create(model, num_classes=0, img_size=img_size)
+        else:
+            options = dict(dict(patch_size=8, embed_dim=128, depth=4, num_heads=4, mlp_ratio=2.0), **vit_kwargs)
+            self.vit = VisionTransformer(img_size=img_size, num_classes=0, gelu="tanh", **options)
         self.grid = self.vit.patch_embed.grid_size
-        self.channels, self.strides = (embed_dim,), (patch_size,)
+        self.channels, self.strides = (self.vit.embed_dim,), (self.vit.patch_embed.patch_size[0],)
+
+    def load_pretrained(self, path):
+        """Initialise from a classification checkpoint (.tvz) or .safetensors of the same ViT;
+        the classifier is left out. Returns the LoadResult."""
+        from ..transfer.finetune import load_weights
+        return load_weights(self.vit, path)
 
     def forward(self, x):
         tokens = self.vit.forward_features(x)[:, self.vit.num_prefix_tokens:]       # (B, h w, D)
@@ -104,16 +122,20 @@ def conv_bn_relu(cin, cout, k=3):
     return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
 
-BACKBONES = ("resnet", "vit", "resnet20")
+# The first two are built from options; the others are the classifiers ``tinyvision train``
+# trains on CIFAR-10, by model name, so that their checkpoints can start a detector or a segmenter.
+BACKBONES = ("resnet", "vit", "resnet20", "vit_cifar_small")
 
 
 def build_backbone(name, img_size=64, **kwargs):
     """'resnet' -> ResNetBackbone(**kwargs); 'vit' -> ViTBackbone(img_size, **kwargs);
-    'resnet20' -> ClassifierResNetBackbone(**kwargs) (CIFAR ResNet-20, pretrainable)."""
+    'resnet20' -> ClassifierResNetBackbone(**kwargs) (CIFAR ResNet-20);
+    'vit_cifar_small' -> ViTBackbone(img_size, model='vit_cifar_small') (the CIFAR ViT at this
+    image size). Each has ``load_pretrained(path)``."""
     if name == "resnet":
         return ResNetBackbone(**kwargs)
-    if name == "vit":
-        return ViTBackbone(img_size=img_size, **kwargs)
     if name == "resnet20":
         return ClassifierResNetBackbone(**kwargs)
+    if name in ("vit", "vit_cifar_small"):
+        return ViTBackbone(img_size=img_size, **kwargs)
     raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {name!r}")

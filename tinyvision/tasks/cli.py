@@ -93,10 +93,10 @@ def add_subparsers(sub):
 
         t = actions.add_parser("train", help=f"train a {what} model; writes OUT/last.tvz and OUT/metrics.json")
         t.add_argument("--backbone", choices=BACKBONES, default="resnet",
-                       help="resnet: small ResNet; vit: small ViT; resnet20: the CIFAR classifier's "
-                            "architecture, which --pretrained can initialise")
-        t.add_argument("--pretrained", help="resnet20 backbone: weights of a classification checkpoint "
-                                            "(e.g. runs/resnet20/best.tvz of `tinyvision train`)")
+                       help="resnet: small ResNet; vit: small ViT; resnet20, vit_cifar_small: the CIFAR "
+                            "classifiers' architectures, which --pretrained can initialise")
+        t.add_argument("--pretrained", help="resnet20 / vit_cifar_small backbone: weights of a classification "
+                                            "checkpoint of that model (e.g. runs/resnet20/best.tvz of `tinyvision train`)")
         t.add_argument("--backbone-lr-scale", type=float, default=1.0,
                        help="backbone lr = scale * lr (e.g. 0.1 for a pretrained backbone)")
         t.add_argument("--data", default="datasets/cache/cifar10-jpeg.tar.gz", help="CIFAR-10 source for the scenes")

@@ -27,19 +27,20 @@ from . import detection, segmentation
 
 TASKS = {"detect": detection, "segment": segmentation}
 LOG_INTERVAL = 20     # steps between reads of the loss (and progress-bar updates)
-# Small backbones, sized for a few minutes of CPU training on 64x64 scenes; 'resnet20' is
-# the CIFAR classifier's architecture, so that its trained weights can start a task
-# (``TaskConfig.pretrained``).
+# Small backbones, sized for a few minutes of CPU training on 64x64 scenes; 'resnet20' and
+# 'vit_cifar_small' are the CIFAR classifiers' architectures, so that their trained weights
+# can start a task (``TaskConfig.pretrained``).
 BACKBONE_DEFAULTS = {"resnet": dict(widths=(32, 64, 128), blocks=(1, 1, 1)),
                      "vit": dict(patch_size=8, embed_dim=128, depth=4, num_heads=4),
-                     "resnet20": dict(model="resnet20")}
+                     "resnet20": dict(model="resnet20"), "vit_cifar_small": dict(model="vit_cifar_small")}
 
 
 @dataclass
 class TaskConfig:
     """One training run. ``classes``: CIFAR class ids of the scenes (None: all ten);
     ``model_kwargs`` override ``BACKBONE_DEFAULTS``; ``pretrained``: a classification
-    checkpoint (.tvz or .safetensors) whose weights start the backbone ('resnet20'), which
+    checkpoint (.tvz or .safetensors) whose weights start the backbone ('resnet20' or
+    'vit_cifar_small' with a checkpoint of that classifier), which
     then learns at ``backbone_lr_scale`` times the rate of the new layers."""
     task: str = "detect"
     backbone: str = "resnet"
@@ -107,8 +108,8 @@ def fit(cfg, train_set, test_set, progress=True, log=print):
     model = build_model(cfg, train_set.num_classes)
     if cfg.pretrained:
         if not hasattr(model.backbone, "load_pretrained"):
-            raise ValueError(f"the {cfg.backbone!r} backbone has no pretrained weights to load; "
-                             "use backbone 'resnet20' with a resnet20 classification checkpoint")
+            raise ValueError(f"the {cfg.backbone!r} backbone has no pretrained weights to load; use backbone "
+                             "'resnet20' or 'vit_cifar_small' with a checkpoint of that classifier")
         model.backbone.load_pretrained(cfg.pretrained)
     model.to(cfg.device)
     opt = optim.AdamW(finetune_param_groups(model, cfg.lr, cfg.weight_decay, cfg.backbone_lr_scale,

@@ -26,7 +26,7 @@ import json
 import os
 
 from .. import backend, data, models, nn, optim
-from ..models.pretrained import LoadResult
+from ..models.pretrained import LoadResult, fit_pos_embed
 from ..serialization import load
 from ..train import TrainConfig
 from .splits import ClassSplit, label_fraction_indices
@@ -73,7 +73,7 @@ def load_weights(model, path):
     if path.endswith(".safetensors"):
         result = models.load_pretrained(model, path, strict=False)
     else:
-        state = _state_from_checkpoint(path)
+        state = fit_pos_embed(dict(_state_from_checkpoint(path)), model)
         own = {k: t.shape for k, t in model._state_tensors().items()}
         missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
         unexpected = [k for k in state if k not in own]
