@@ -40,11 +40,12 @@ def machine():
 
 
 def commit():
-    """The git commit of the sources, with '+changes' when the chapter files differ from it."""
+    """The git commit of the sources, with '+changes' when the chapter sources (not the executed
+    copies) differ from it."""
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=HERE, capture_output=True,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!executed"], cwd=HERE, capture_output=True,
                                text=True, check=True).stdout.strip()
         return sha + ("+changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -66,8 +67,8 @@ def data_source(nb):
         for out in cell.get("outputs", []):
             for line in out.get("text", "").splitlines():
                 if line.startswith("data:"):
-                    return line[5:].strip()
-    return "none loaded"
+                    return line[5:].split(";")[0].strip()
+    return "none used"
 
 
 def execute(name, quick=False, timeout=None, src_dir=HERE, out_dir=EXECUTED):
