@@ -25,20 +25,25 @@ def rss_mb():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def tv_step_fn(model, opt, x, y, inference, device):
-    sync = (lambda: tv.backend.cupy().cuda.Device().synchronize()) if device == "cuda" else (lambda: None)
-
+def make_step(model, opt, x, y, inference, sync, no_grad, cross_entropy):
+    """One training step (or an eval-mode forward pass) of either library, then a device sync;
+    the library supplies ``no_grad``, ``cross_entropy`` and ``sync``."""
     def step():
         if inference:
-            with tv.no_grad():
+            with no_grad():
                 model(x)
         else:
-            loss = tv.nn.functional.cross_entropy(model(x), y)
+            loss = cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
         sync()
     return step
+
+
+def tv_step_fn(model, opt, x, y, inference, device):
+    sync = (lambda: tv.backend.cupy().cuda.Device().synchronize()) if device == "cuda" else (lambda: None)
+    return make_step(model, opt, x, y, inference, sync, tv.no_grad, tv.nn.functional.cross_entropy)
 
 
 def torch_step_fn(name, batch, inference, device):
@@ -50,18 +55,7 @@ def torch_step_fn(name, batch, inference, device):
     y = torch.randint(0, 10, (batch,), device=device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     model.train(not inference)
-
-    def step():
-        if inference:
-            with torch.no_grad():
-                model(x)
-        else:
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sync()
-    return step
+    return make_step(model, opt, x, y, inference, sync, torch.no_grad, torch.nn.functional.cross_entropy)
 
 
 def timed(step, n):

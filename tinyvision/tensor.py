@@ -132,7 +132,24 @@ def _topological_order(root):
     return order
 
 
-class Tensor:
+class Movable:
+    """The shorthands of ``to(device, dtype)``, shared by Tensor and nn.Module."""
+    __slots__ = ()      # Tensor keeps its slots
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def float(self):
+        return self.to(dtype=np.float32)
+
+    def double(self):
+        return self.to(dtype=np.float64)
+
+
+class Tensor(Movable):
     """An n-dimensional array that can record the ops applied to it and differentiate them.
 
     Args:
@@ -219,18 +236,6 @@ class Tensor:
         if dtype is not None and np.dtype(dtype) != self.dtype:
             out = Cast.apply(out, dtype=np.dtype(dtype))
         return out
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self):
-        return self.to("cuda")
-
-    def float(self):
-        return self.to(dtype=np.float32)
-
-    def double(self):
-        return self.to(dtype=np.float64)
 
     def astype(self, dtype):
         return self.to(dtype=dtype)

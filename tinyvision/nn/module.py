@@ -16,7 +16,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor
+from ..tensor import Movable, Tensor
 
 
 class Parameter(Tensor):
@@ -60,7 +60,7 @@ def _as_buffer(value):
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
-class Module:
+class Module(Movable):
     """Base class of every layer and network.
 
     Subclasses call ``super().__init__()`` first, assign Parameters, buffers (through
@@ -275,18 +275,6 @@ class Module:
             if t.grad is not None:
                 t.grad.data = convert(t.grad.data)
         return self
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self):
-        return self.to("cuda")
-
-    def float(self):
-        return self.to(dtype=np.float32)
-
-    def double(self):
-        return self.to(dtype=np.float64)
 
     # ------------------------------------------------------------ state dict
     def _state_tensors(self):
