@@ -27,7 +27,8 @@ RUN_KEY = "tinyvision_run"
 
 
 def machine():
-    """CPU model, cores this process may use, and BLAS thread setting, in one line."""
+    """CPU model, cores this process may use, BLAS thread setting and, where tinyvision's
+    default device is a GPU, its name, in one line."""
     model = platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -36,7 +37,16 @@ def machine():
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
-    return f"{model}, {cores} of {os.cpu_count()} cores, OPENBLAS_NUM_THREADS={threads}"
+    line = f"{model}, {cores} of {os.cpu_count()} cores, OPENBLAS_NUM_THREADS={threads}"
+    device = os.environ.get("TINYVISION_DEVICE", "cpu")     # the kernel inherits it: tinyvision's default device
+    if device.startswith("cuda"):
+        try:
+            import cupy
+            name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+            line += f"; TINYVISION_DEVICE={device} ({name.decode() if isinstance(name, bytes) else name})"
+        except Exception as e:          # no CuPy or no GPU: say so rather than claim a device
+            line += f"; TINYVISION_DEVICE={device} (unavailable: {type(e).__name__})"
+    return line
 
 
 def commit():
@@ -81,6 +91,7 @@ def execute(name, quick=False, timeout=None, src_dir=HERE, out_dir=EXECUTED):
     saved = {k: os.environ.get(k) for k in ("TINYVISION_QUICK", "MPLBACKEND")}
     os.environ["TINYVISION_QUICK"] = "1" if quick else "0"      # the kernel inherits this process's env
     os.environ.setdefault("MPLBACKEND", "Agg")
+    source_commit = commit()        # before the run: the sources it executes
     start = time.time()
     try:
         nbclient.NotebookClient(nb, timeout=timeout, kernel_name=kernel_name(),
@@ -93,7 +104,7 @@ def execute(name, quick=False, timeout=None, src_dir=HERE, out_dir=EXECUTED):
                 os.environ[k] = v
     wall = time.time() - start
     run = dict(mode="quick" if quick else "full", data=data_source(nb), machine=machine(),
-               wall_time_s=round(wall, 1), commit=commit(),
+               wall_time_s=round(wall, 1), commit=source_commit,
                date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                python=platform.python_version())
     nb.metadata[RUN_KEY] = run
