@@ -15,6 +15,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -72,13 +73,17 @@ def kernel_name():
 
 
 def data_source(nb):
-    """What the notebook's 'data:' line printed (CIFAR-10 or the synthetic stand-in)."""
+    """The data sets the notebook's 'data: SOURCE: ...' lines name (CIFAR-10 or the synthetic
+    stand-in), in order of first use."""
+    sources = []
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             for line in out.get("text", "").splitlines():
                 if line.startswith("data:"):
-                    return line[5:].split(";")[0].strip()
-    return "none used"
+                    name = re.split(r"[:;]", line[5:], maxsplit=1)[0].strip()
+                    if name not in sources:
+                        sources.append(name)
+    return ", ".join(sources) or "none used"
 
 
 def execute(name, quick=False, timeout=None, src_dir=HERE, out_dir=EXECUTED):
