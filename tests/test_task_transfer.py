@@ -12,7 +12,7 @@ from tinyvision import models
 from tinyvision.models.vit import resample_pos_embed
 from tinyvision.tasks import detection as D
 from tinyvision.tasks import segmentation as S
-from tinyvision.tasks.backbones import ViTBackbone
+from tinyvision.tasks.backbones import ViTBackbone, build_backbone
 from tinyvision.tasks.engine import TaskConfig, build_model, fit
 from tinyvision.transfer.finetune import finetune_param_groups
 
@@ -81,6 +81,7 @@ def test_vit_backbone_from_a_cifar_checkpoint_at_twice_the_size(tmp_path):
 
 
 def test_vit_cifar_small_task_models():
+    assert build_backbone("vit_cifar_small").channels == (192,)      # the named model, not the small default
     det = build_model(TaskConfig(task="detect", backbone="vit_cifar_small"), num_classes=3)
     assert det.backbone.channels == (192,) and det.backbone.strides == (4,)
     heat, reg = det(tv.tensor(np.zeros((1, 3, 64, 64), np.float32)))

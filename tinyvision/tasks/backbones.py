@@ -74,7 +74,7 @@ class ViTBackbone(nn.Module):
                                  f"{', '.join(models.list_models('vit*'))}")
             self.vit = models.create(model, num_classes=0, img_size=img_size)
         else:
-            options = dict(dict(patch_size=8, embed_dim=128, depth=4, num_heads=4, mlp_ratio=2.0), **vit_kwargs)
+            options = {**dict(patch_size=8, embed_dim=128, depth=4, num_heads=4, mlp_ratio=2.0), **vit_kwargs}
             self.vit = VisionTransformer(img_size=img_size, num_classes=0, gelu="tanh", **options)
         self.grid = self.vit.patch_embed.grid_size
         self.channels, self.strides = (self.vit.embed_dim,), (self.vit.patch_embed.patch_size[0],)
@@ -136,6 +136,8 @@ def build_backbone(name, img_size=64, **kwargs):
         return ResNetBackbone(**kwargs)
     if name == "resnet20":
         return ClassifierResNetBackbone(**kwargs)
-    if name in ("vit", "vit_cifar_small"):
+    if name == "vit":
         return ViTBackbone(img_size=img_size, **kwargs)
+    if name == "vit_cifar_small":
+        return ViTBackbone(img_size=img_size, **{"model": name, **kwargs})
     raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {name!r}")
