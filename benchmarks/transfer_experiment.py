@@ -28,11 +28,15 @@ def plans(quick):
         small = dict(batch_size=8)
         return [ModelPlan("resnet20", dict(RESNET, **small), ("rotation",), 4, 1, {0.05: 2}),
                 ModelPlan("vit_cifar_tiny", dict(VIT, **small), ("position", "mae"), 4, 1, {0.05: 2})]
+    # Budgets: supervised pretraining on half (ResNet) or all (ViT) of classes 0-4, pretext
+    # pretraining on 10,000 (ResNet) or 25,000 (ViT) unlabelled images; fine-tuning at 1%, 10%
+    # and 100% of the target labels. About 40 min (ResNet) + 15 min (ViT) on one core.
     return [
-        ModelPlan("resnet20", RESNET, ("rotation",), pretrain_per_class=500, pretrain_epochs=3,
-                  finetune_epochs={0.01: 8, 0.1: 3}, pretrain_recipe=dict(batch_size=100, lr=0.1)),
-        ModelPlan("vit_cifar_tiny", VIT, ("position", "mae"), pretrain_per_class=1000, pretrain_epochs=4,
-                  finetune_epochs={0.01: 15, 0.1: 4}, pretrain_recipe=dict(batch_size=100)),
+        ModelPlan("resnet20", RESNET, ("rotation",), pretrain_per_class=2500, pretrain_epochs=4,
+                  finetune_epochs={0.01: 8, 0.1: 4, 1.0: 3}, pretrain_recipe=dict(batch_size=100, lr=0.1),
+                  ssl_per_class=1000),
+        ModelPlan("vit_cifar_tiny", VIT, ("position", "mae"), pretrain_per_class=2500, pretrain_epochs=8,
+                  finetune_epochs={0.01: 15, 0.1: 6, 1.0: 6}, pretrain_recipe=dict(batch_size=100)),
     ]
 
 

@@ -1,6 +1,7 @@
 """Transfer learning: fine-tuning modes and learning rates, pretext tasks, weight round trips,
 class splits, the finetune/pretrain commands, and tinyvision weights in a PyTorch twin."""
 import argparse
+import json
 import os
 import sys
 
@@ -230,6 +231,53 @@ def test_cli_pretrain_then_finetune(tmp_path, capsys):
               "--out", pre] + common)
     with pytest.raises(SystemExit, match="--num-classes 3"):
         _run(["finetune", backbone, "--num-classes", "3", "--classes", "5-9", "--out", str(tmp_path / "x")] + common)
+
+
+# ------------------------------------------------------------------ the experiment runner
+def test_transfer_experiment_runs_every_method_and_judges_the_claims(tmp_path):
+    from tinyvision.transfer.experiment import ModelPlan, markdown_table, run_experiment
+    root = os.path.dirname(write_cifar_batches(str(tmp_path), n_train=300, n_test=100))
+    recipe = dict(optimizer="sgd", lr=0.05, momentum=0.9, schedule="cosine", warmup_epochs=0, batch_size=5,
+                  augment="flip")
+    plan = ModelPlan("resnet20", recipe, ("rotation",), pretrain_per_class=4, pretrain_epochs=1,
+                     finetune_epochs={0.2: 2, 1.0: 1}, ssl_per_class=2)
+    out = str(tmp_path / "exp")
+    results = run_experiment([plan], root, out, test_per_class=4, log=lambda s: None)
+    pre = results["pretraining"]
+    assert pre["resnet20/supervised"]["images"] == 5 * 4 and pre["resnet20/ssl_rotation"]["images"] == 10 * 2
+    runs = {(r["label_fraction"], r["method"]): r for r in results["runs"]}
+    assert set(runs) == {(f, m) for f in (0.2, 1.0) for m in ("scratch", "supervised", "ssl_rotation")}
+    target = transfer.finetune_datasets(root, [5, 6, 7, 8, 9], None, 1.0, None, 0)[0]
+    assert runs[(1.0, "scratch")]["train_images"] == len(target)
+    assert runs[(0.2, "scratch")]["train_images"] < len(target)
+    assert runs[(0.2, "supervised")]["epochs"] == 2 and runs[(1.0, "ssl_rotation")]["epochs"] == 1
+    assert set(results["verdicts"]) >= {"reuse of data", "better performance", "less overfitting", "faster training"}
+    assert all(v.split(":")[0] in ("confirmed", "refuted", "inconclusive")
+               for k, v in results["verdicts"].items() if k != "evidence")
+    assert len(results["verdicts"]["evidence"]) == 4   # two transfer methods at two fractions
+    with open(os.path.join(out, "results.json")) as f:
+        assert "verdicts" in json.load(f)
+    assert markdown_table(results).count("\n") == 2 + len(runs) - 1
+
+
+def test_verdicts_on_hand_made_runs():
+    from tinyvision.transfer.experiment import verdicts
+
+    def run(method, fraction, best, gap, reach):
+        return dict(model="m", label_fraction=fraction, method=method, best_acc=best, gap=gap,
+                    epochs_to_threshold=reach)
+    runs = [run("scratch", 0.1, 0.60, 0.20, 5), run("supervised", 0.1, 0.70, 0.05, 2),
+            run("scratch", 1.0, 0.80, 0.10, 4), run("supervised", 1.0, 0.85, 0.02, 1)]
+    v = verdicts(runs)
+    assert [v[k].split(":")[0] for k in ("better performance", "less overfitting", "faster training")] == \
+        ["confirmed"] * 3
+    runs[1].update(best_acc=0.50, gap=0.30, epochs_to_threshold=None)
+    runs[3].update(best_acc=0.70, gap=0.20, epochs_to_threshold=None)
+    v = verdicts(runs)
+    assert [v[k].split(":")[0] for k in ("better performance", "less overfitting", "faster training")] == \
+        ["refuted"] * 3
+    runs[3].update(best_acc=0.81)   # within the 2-point margin: one worse, one even
+    assert verdicts(runs)["better performance"].startswith("inconclusive")
 
 
 # ------------------------------------------------------------------ the other direction: PyTorch

@@ -36,6 +36,8 @@ class ModelPlan:
     recipe: TrainConfig fields for every run (lr, batch size, schedule, ...).
     pretrain_per_class / pretrain_epochs: images per class and epochs of both pretrainings
     (supervised: classes 0-4 with labels; self-supervised: all ten classes, no labels).
+    ssl_per_class: images per class for the self-supervised one alone (default
+    pretrain_per_class).
     ssl_methods: pretext tasks to try. finetune_epochs: {label fraction: epochs}.
     """
     model: str
@@ -46,6 +48,7 @@ class ModelPlan:
     finetune_epochs: dict
     backbone_lr_scale: float = 0.3
     pretrain_recipe: dict = dataclasses.field(default_factory=dict)
+    ssl_per_class: int = None
 
 
 def _cfg(plan, out, epochs, seed, data, test_per_class, **extra):
@@ -55,7 +58,8 @@ def _cfg(plan, out, epochs, seed, data, test_per_class, **extra):
 
 
 def pretrain_supervised(plan, data, out, seed, test_per_class):
-    """Train ``plan.model`` with labels on the source classes; returns (checkpoint, seconds)."""
+    """Train ``plan.model`` with labels on the source classes; returns (checkpoint, seconds,
+    history, number of training images)."""
     cfg = _cfg(plan, out, plan.pretrain_epochs, seed, data, test_per_class, subset=plan.pretrain_per_class,
                **plan.pretrain_recipe)
     train_set, test_set = finetune_datasets(data, SOURCE_CLASSES, plan.pretrain_per_class, None, test_per_class, seed)
@@ -64,21 +68,21 @@ def pretrain_supervised(plan, data, out, seed, test_per_class):
     t0 = time.perf_counter()
     trainer = AdaptedTrainer(cfg, model, train_set, test_set, progress=False)
     history = trainer.fit()
-    return os.path.join(out, "last.tvz"), time.perf_counter() - t0, history
+    return os.path.join(out, "last.tvz"), time.perf_counter() - t0, history, len(train_set)
 
 
 def pretrain_self_supervised(plan, method, data, out, seed, test_per_class):
     """Pretext pretraining on images of all classes (labels unused); returns (backbone file,
-    seconds, history)."""
+    seconds, history, number of training images)."""
     # position prediction must not see the crop's padding (PretextTrainer explains)
     options = dict(plan.pretrain_recipe, **({"augment": "flip"} if method == "position" else {}))
-    cfg = _cfg(plan, out, plan.pretrain_epochs, seed, data, test_per_class, subset=plan.pretrain_per_class,
-               label_smoothing=0.0, **options)
+    cfg = _cfg(plan, out, plan.pretrain_epochs, seed, data, test_per_class,
+               subset=plan.ssl_per_class or plan.pretrain_per_class, label_smoothing=0.0, **options)
     t0 = time.perf_counter()
     trainer = PretextTrainer(cfg, method, progress=False)
     history = trainer.fit()
     path = trainer.export(os.path.join(out, "backbone.safetensors"))
-    return path, time.perf_counter() - t0, history
+    return path, time.perf_counter() - t0, history, len(trainer.train_set)
 
 
 def finetune(plan, source, fraction, data, out, seed, test_per_class):
@@ -121,18 +125,19 @@ def run_experiment(plans, data, out, seed=0, test_per_class=100, log=print):
     save = lambda: _write(os.path.join(out, "results.json"), results)  # noqa: E731
     for plan in plans:
         sources = {}
-        path, secs, hist = pretrain_supervised(plan, data, os.path.join(out, plan.model, "pre_supervised"), seed,
-                                               test_per_class)
+        path, secs, hist, n = pretrain_supervised(plan, data, os.path.join(out, plan.model, "pre_supervised"),
+                                                  seed, test_per_class)
         sources["supervised"] = path
-        results["pretraining"][f"{plan.model}/supervised"] = dict(seconds=secs, final_acc=hist[-1]["test_acc"])
+        results["pretraining"][f"{plan.model}/supervised"] = dict(seconds=secs, images=n,
+                                                                  final_acc=hist[-1]["test_acc"])
         log(f"{plan.model}: supervised pretraining on classes 0-4: acc {hist[-1]['test_acc']:.3f}, {secs:.0f} s")
         for method in plan.ssl_methods:
-            path, secs, hist = pretrain_self_supervised(plan, method, data,
-                                                        os.path.join(out, plan.model, f"pre_{method}"), seed,
-                                                        test_per_class)
+            path, secs, hist, n = pretrain_self_supervised(plan, method, data,
+                                                           os.path.join(out, plan.model, f"pre_{method}"), seed,
+                                                           test_per_class)
             sources[f"ssl_{method}"] = path
             results["pretraining"][f"{plan.model}/ssl_{method}"] = dict(
-                seconds=secs, final_pretext_acc=hist[-1]["test_acc"], final_pretext_loss=hist[-1]["test_loss"])
+                seconds=secs, images=n, final_pretext_acc=hist[-1]["test_acc"], final_pretext_loss=hist[-1]["test_loss"])
             log(f"{plan.model}: {method} pretraining: pretext acc {hist[-1]['test_acc']:.3f} "
                 f"loss {hist[-1]['test_loss']:.3f}, {secs:.0f} s")
         save()
