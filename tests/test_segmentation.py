@@ -27,6 +27,22 @@ def test_a_few_steps_lower_the_loss(backbone):
     assert pred.shape == (2, 64, 64) and pred.dtype.kind == "i"
 
 
+def test_flip_tta_makes_the_prediction_mirror_symmetric():
+    ds = tiny_scenes(4)
+    model = S.build_model(ds.num_classes + 1, "resnet", **TINY["resnet"]).eval()
+    x = ds.batch(np.arange(4))[0]
+    mirror = np.ascontiguousarray(x[..., ::-1])
+    plain, plain_m = model.predict(tv.tensor(x)), model.predict(tv.tensor(mirror))
+    assert (plain_m[..., ::-1] != plain).any()       # an untrained network is not symmetric
+    tta, tta_m = model.predict(tv.tensor(x), tta_flip=True), model.predict(tv.tensor(mirror), tta_flip=True)
+    np.testing.assert_array_equal(tta_m[..., ::-1], tta)
+    logits = (model(tv.tensor(x)).numpy() + model(tv.tensor(mirror)).numpy()[..., ::-1]) / 2
+    np.testing.assert_array_equal(tta, logits.argmax(1))
+    from tinyvision.tasks.engine import predict
+    with pytest.raises(ValueError, match="segmentation, not 'detect'"):
+        predict("detect", model, ds, tta_flip=True)
+
+
 def test_setr_decoder_needs_power_of_two_patches():
     with pytest.raises(ValueError, match="power-of-two"):
         S.build_model(3, "vit", img_size=48, patch_size=12, embed_dim=8, depth=1, num_heads=1)
@@ -50,6 +66,8 @@ def test_cli_train_eval_predict(tmp_path, capsys):
     assert run(["segment", "train", "--backbone", "vit", "--data", str(root), "--epochs", "1", "--train-scenes", "4",
                 "--test-scenes", "2", "--batch-size", "4", "--out", str(out), "--no-progress"]) == 0
     assert run(["segment", "eval", str(out / "last.tvz"), "--data", str(root)]) == 0
+    assert '"miou"' in capsys.readouterr().out
+    assert run(["segment", "eval", str(out / "last.tvz"), "--data", str(root), "--tta-flip"]) == 0
     assert '"miou"' in capsys.readouterr().out
     assert run(["segment", "predict", str(out / "last.tvz"), "--data", str(root), "--num", "1", "--out", str(pred)]) == 0
     assert os.listdir(pred) == ["scene_0000.png"]

@@ -43,7 +43,7 @@ def cmd_eval(args):
     from .engine import evaluate, load_checkpoint
     model, cfg, _ = load_checkpoint(args.checkpoint, args.device)
     _, test_set = _splits(args, cfg)
-    result = evaluate(cfg.task, model, test_set, device=args.device)
+    result = evaluate(cfg.task, model, test_set, device=args.device, tta_flip=getattr(args, "tta_flip", False))
     print(json.dumps(result, indent=1))
     return 0
 
@@ -118,6 +118,9 @@ def add_subparsers(sub):
         e.add_argument("--data", default="datasets/cache/cifar10-jpeg.tar.gz")
         e.add_argument("--test-scenes", type=int, help="default: the run's")
         e.add_argument("--device", default="cpu")
+        if task == "segment":
+            e.add_argument("--tta-flip", action="store_true",
+                           help="average each scene's logits with its mirror image's (test-time augmentation)")
         e.set_defaults(fn=cmd_eval, task=task)
 
         r = actions.add_parser("predict", help="draw predictions as PNGs (test scenes, or the given images)")

@@ -78,22 +78,25 @@ def build_model(cfg, num_classes):
     return TASKS[cfg.task].build_model(outputs, cfg.backbone, **model_options(cfg))
 
 
-def predict(task, model, dataset, batch_size=64, device="cpu"):
+def predict(task, model, dataset, batch_size=64, device="cpu", tta_flip=False):
     """Model outputs for every scene of ``dataset``, in eval mode: a list of detection dicts
-    ('detect') or label maps int64 (N, S, S) ('segment')."""
+    ('detect') or label maps int64 (N, S, S) ('segment'; ``tta_flip``: averaged with the
+    mirror image, see ``Segmenter.predict``)."""
+    if tta_flip and task != "segment":
+        raise ValueError(f"flip test-time augmentation is implemented for segmentation, not {task!r}")
     model.eval()
     out = []
     for i in range(0, len(dataset), batch_size):
         x, _ = dataset.batch(np.arange(i, min(i + batch_size, len(dataset))))
-        p = model.predict(Tensor(x, device=device))
+        p = model.predict(Tensor(x, device=device), **({"tta_flip": True} if tta_flip else {}))
         out += p if task == "detect" else [p]
     return out if task == "detect" else np.concatenate(out)
 
 
-def evaluate(task, model, dataset, batch_size=64, device="cpu"):
+def evaluate(task, model, dataset, batch_size=64, device="cpu", tta_flip=False):
     """The task's metrics on ``dataset``: detection AP@0.5, AP@[.5:.95], precision, recall;
-    segmentation pixel accuracy, mIoU, per-class IoU."""
-    preds = predict(task, model, dataset, batch_size, device)
+    segmentation pixel accuracy, mIoU, per-class IoU (``tta_flip``: see ``predict``)."""
+    preds = predict(task, model, dataset, batch_size, device, tta_flip)
     if task == "detect":
         truths = [dataset.target(i) for i in range(len(dataset))]
         return detection.evaluate(preds, truths, dataset.num_classes)

@@ -99,10 +99,16 @@ class Segmenter(nn.Module):
         loss = ops.cross_entropy(self(x), Tensor(mask, device=x.device))
         return loss, dict(ce=loss.data)
 
-    def predict(self, x):
-        """Label maps int64 (B, S, S) for images x (B, 3, S, S)."""
+    def predict(self, x, tta_flip=False):
+        """Label maps int64 (B, S, S) for images x (B, 3, S, S). ``tta_flip``: test-time
+        augmentation, the logits of each image averaged with those of its mirror image
+        (mirrored back), as ``train --tta-flip`` does for classification; the prediction is
+        then exactly mirror-symmetric, as the scenes' statistics are."""
         with no_grad():
-            return self(x).numpy().argmax(1)
+            logits = self(x)
+            if tta_flip:
+                logits = (logits + self(x[:, :, :, ::-1])[:, :, :, ::-1]) * 0.5
+            return logits.numpy().argmax(1)
 
 
 def evaluate(preds, masks, num_classes):
