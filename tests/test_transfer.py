@@ -173,6 +173,34 @@ def test_pretrained_backbone_loads_into_the_classifier(tmp_path, method, model):
     assert sorted(info["load"].missing_keys) == sorted(f"{h}.{w}" for h in head for w in ("bias", "weight"))
 
 
+class _InMemory:
+    """Images and labels held in memory, the shape of data.CIFAR10's fast path."""
+
+    def __init__(self, n, seed):
+        rng = np.random.default_rng(seed)
+        self.data = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        self.targets = rng.integers(0, 10, n)
+        self.classes = [str(i) for i in range(10)]
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return self.data[i], int(self.targets[i])
+
+
+def test_pretext_trainer_on_in_memory_images_needs_no_data_file(tmp_path):
+    from tinyvision.transfer.trainer import PretextTrainer
+    cfg = TrainConfig(model="resnet20", data=str(tmp_path / "absent"), out=str(tmp_path / "run"), epochs=1,
+                      batch_size=8, prefetch=0, augment="flip")
+    trainer = PretextTrainer(cfg, "rotation", progress=False, datasets=(_InMemory(16, 0), _InMemory(8, 1)))
+    history = trainer.fit()
+    assert len(trainer.train_loader) == 2 and len(history) == 1 and 0.0 <= history[0]["test_acc"] <= 1.0
+    path = trainer.export(str(tmp_path / "b.safetensors"))
+    clf, _ = transfer.build_finetune_model(path, num_classes=5)
+    assert clf.fc.weight.shape == (5, 64)
+
+
 # ------------------------------------------------------------------ splits
 def test_class_split_relabels():
     class Fake:

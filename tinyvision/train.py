@@ -175,18 +175,23 @@ class Trainer:
 
     ``progress`` turns the per-batch bar on or off; ``log`` (printed and flushed by default, None for
     silence) receives one summary line per epoch, so a run without the bar still shows in its log.
+    ``model`` and ``datasets`` (train, test) replace the fresh ``cfg.model`` and the CIFAR-10
+    splits of ``cfg.data`` (fine-tuning, pretext tasks, in-memory data); data sets need
+    ``data``/``targets``/``classes`` like ``data.CIFAR10``.
     """
 
-    def __init__(self, cfg, progress=True, log=_say):
+    def __init__(self, cfg, progress=True, log=_say, model=None, datasets=None):
         self.cfg = cfg.resolved()
         cfg = self.cfg
         backend.manual_seed(cfg.seed)
         self.device = backend.check_device(cfg.device)
         self.progress = progress
         self.log = log or (lambda line: None)
-        self.train_set, self.test_set = load_datasets(cfg)
+        self.train_set, self.test_set = datasets if datasets is not None else load_datasets(cfg)
         self.classes = list(self.train_set.classes)
-        self.model = models.create(cfg.model, num_classes=len(self.classes), **cfg.model_kwargs).to(self.device)
+        if model is None:
+            model = models.create(cfg.model, num_classes=len(self.classes), **cfg.model_kwargs)
+        self.model = model.to(self.device)
         mean, std = self.model.default_cfg["mean"], self.model.default_cfg["std"]
         self.train_loader = data.DataLoader(
             self.train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, seed=cfg.seed,
@@ -196,7 +201,7 @@ class Trainer:
             device=self.device, prefetch=cfg.prefetch)
         if len(self.train_loader) == 0:
             raise ValueError(f"the training set has {len(self.train_set)} images, fewer than one batch "
-                             f"of {cfg.batch_size}; lower --batch-size or raise --subset")
+                             f"of {cfg.batch_size}; lower --batch-size or use more images")
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, len(self.train_loader))
         self.epoch, self.step_in_epoch, self.history, self.best_acc = 0, 0, [], 0.0

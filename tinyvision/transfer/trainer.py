@@ -3,9 +3,9 @@
 ``train.Trainer`` builds a fresh model of ``cfg.model`` and the CIFAR-10 splits itself.
 Fine-tuning and pretext pretraining need the same loop (schedules, clipping, progress,
 metrics.csv, checkpoints) around another model (a loaded backbone, a pretext wrapper), other
-data (a class split, a label budget) and other optimizer groups (a lower backbone lr). This
-subclass lets the base class build everything as usual and then swaps those parts in, so no
-line of the loop is written twice.
+data (a class split, a label budget, images in memory) and other optimizer groups (a lower
+backbone lr). This subclass hands the model and data to the base class and swaps in the
+transforms and parameter groups, so no line of the loop is written twice.
 """
 import dataclasses
 
@@ -67,22 +67,11 @@ class AdaptedTrainer(Trainer):
     """
 
     def __init__(self, cfg, model, train_set, test_set, param_groups=None, progress=True):
-        # The base class builds a fresh model, the full CIFAR-10 splits and loaders; they are
-        # replaced below. subset=None there, so that its "fewer than one batch" check is made
-        # on the data actually trained on, here.
-        super().__init__(dataclasses.replace(cfg, subset=None, test_subset=None), progress=progress)
-        self.cfg = dataclasses.replace(self.cfg, subset=cfg.subset, test_subset=cfg.test_subset)
+        super().__init__(cfg, progress=progress, model=model, datasets=(train_set, test_set))
         cfg = self.cfg
-        self.model = model.to(self.device)
-        self.train_set, self.test_set = train_set, test_set
-        self.classes = list(train_set.classes)
-        self.train_loader.dataset, self.test_loader.dataset = train_set, test_set
+        # the model's own input size and normalisation (a 224x224 backbone gets resized images)
         self.train_loader.transform = model_transform(cfg.augment, model)
         self.test_loader.transform = model_transform("none", model)
-        if len(self.train_loader) == 0:
-            raise ValueError(f"the training set has {len(train_set)} images, fewer than one batch "
-                             f"of {cfg.batch_size}; lower --batch-size or use more images")
-        self.optimizer = build_optimizer(model, cfg)   # the recipe's optimizer class and options
         if param_groups is not None:
             self.optimizer.param_groups = []
             for group in param_groups:
@@ -98,7 +87,7 @@ class PretextTrainer(AdaptedTrainer):
     compare. ``export(path)`` writes the backbone as ``.safetensors`` for fine-tuning.
     Position prediction trains with flips only (cfg.augment None -> 'flip'), see below."""
 
-    def __init__(self, cfg, method, progress=True, **task_kwargs):
+    def __init__(self, cfg, method, progress=True, datasets=None, **task_kwargs):
         if method == "position":
             # Random crops pad with a constant: a patch holding padding gives its border
             # position away, a shortcut that does not exist on test images. Flips only.
@@ -108,7 +97,7 @@ class PretextTrainer(AdaptedTrainer):
             cfg = dataclasses.replace(cfg, augment=cfg.augment or "flip")
         backend.manual_seed(cfg.seed)   # the task's initialisation is part of the run
         self.task = build_pretext(method, cfg.model, cfg.model_kwargs, **task_kwargs)
-        train_set, test_set = load_datasets(cfg)
+        train_set, test_set = datasets if datasets is not None else load_datasets(cfg)
         super().__init__(cfg, self.task, train_set, test_set, progress=progress)
 
     def compute_loss(self, x, y):
