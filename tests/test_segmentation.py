@@ -1,5 +1,6 @@
 """Segmentation: decoder shapes for both backbones, metrics against hand-computed values,
 a few training steps, the CLI."""
+import json
 import os
 
 import numpy as np
@@ -71,6 +72,23 @@ def test_cli_train_eval_predict(tmp_path, capsys):
     assert '"miou"' in capsys.readouterr().out
     assert run(["segment", "predict", str(out / "last.tvz"), "--data", str(root), "--num", "1", "--out", str(pred)]) == 0
     assert os.listdir(pred) == ["scene_0000.png"]
+
+
+def test_results_script_scores_with_and_without_flip(tmp_path, capsys):
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "tasks_results.py")
+    spec = importlib.util.spec_from_file_location("tasks_results", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    root = tmp_path / "cifar"
+    write_cifar_batches(str(root), n_train=50, n_test=20)
+    out = tmp_path / "res"
+    script.main(["--data", str(root), "--out", str(out), "--only", "segment:vit", "--train-scenes", "8",
+                 "--test-scenes", "4", "--epochs", "1", "--tta-flip", "--no-progress"])
+    (result,) = json.loads((out / "results_segment-vit.json").read_text())
+    assert 0 <= result["metrics_tta_flip"]["miou"] <= 1 and "miou" in result["metrics"]
+    row = capsys.readouterr().out.strip().splitlines()[-1].split("|")
+    assert row[7].strip() == f"{result['metrics']['miou']:.3f}" and row[8].strip() == f"{result['metrics_tta_flip']['miou']:.3f}"
 
 
 def test_fit_stops_on_a_non_finite_loss(tmp_path):
