@@ -201,6 +201,23 @@ def test_pretext_trainer_on_in_memory_images_needs_no_data_file(tmp_path):
     assert clf.fc.weight.shape == (5, 64)
 
 
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_adapted_trainer_schedule_peaks_at_each_groups_lr(tmp_path, schedule):
+    # A schedule built twice on one optimizer would start from the first one's rates (one-cycle
+    # sets lr = max_lr / 25 when built): the peaks below would be 25x too low.
+    from tinyvision.transfer.trainer import AdaptedTrainer
+    cfg = TrainConfig(model="resnet20", out=str(tmp_path / "run"), epochs=2, batch_size=4, prefetch=0, lr=0.05,
+                      schedule=schedule, warmup_epochs=1)
+    model, _ = transfer.build_finetune_model(_weights(tmp_path), 10, mode="full")
+    groups = transfer.finetune_param_groups(model, 0.05, 5e-4, backbone_lr_scale=0.1)
+    trainer = AdaptedTrainer(cfg, model, _InMemory(16, 0), _InMemory(8, 1), groups, progress=False)
+    peaks = np.max([trainer.scheduler.lr_at(t) for t in range(2 * len(trainer.train_loader))], axis=0)
+    names = [g["name"] for g in trainer.optimizer.param_groups]
+    np.testing.assert_allclose(peaks, [0.05 if n == "head" else 0.005 for n in names], rtol=0.05)   # one-cycle peaks between steps
+    plain = AdaptedTrainer(cfg, tv.models.create("resnet20"), _InMemory(16, 0), _InMemory(8, 1), progress=False)
+    assert max(max(plain.scheduler.lr_at(t)) for t in range(8)) == pytest.approx(0.05, rel=0.05)
+
+
 # ------------------------------------------------------------------ splits
 def test_class_split_relabels():
     class Fake:

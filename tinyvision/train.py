@@ -202,11 +202,17 @@ class Trainer:
         if len(self.train_loader) == 0:
             raise ValueError(f"the training set has {len(self.train_set)} images, fewer than one batch "
                              f"of {cfg.batch_size}; lower --batch-size or use more images")
-        self.optimizer = build_optimizer(self.model, cfg)
-        self.scheduler = build_scheduler(self.optimizer, cfg, len(self.train_loader))
+        self.optimizer, self.scheduler = self.build_optimization()
         self.epoch, self.step_in_epoch, self.history, self.best_acc = 0, 0, [], 0.0
         self._interrupted = False
         os.makedirs(cfg.out, exist_ok=True)
+
+    def build_optimization(self):
+        """(optimizer, scheduler) of the recipe for ``self.model``. Subclasses that change the
+        parameter groups do it here: a schedule sets the groups' learning rates when it is
+        built (one-cycle starts at max_lr / 25), so it must be built last, on the final groups."""
+        optimizer = build_optimizer(self.model, self.cfg)
+        return optimizer, build_scheduler(optimizer, self.cfg, len(self.train_loader))
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self):

@@ -67,16 +67,19 @@ class AdaptedTrainer(Trainer):
     """
 
     def __init__(self, cfg, model, train_set, test_set, param_groups=None, progress=True):
+        self.param_groups = param_groups
         super().__init__(cfg, progress=progress, model=model, datasets=(train_set, test_set))
-        cfg = self.cfg
         # the model's own input size and normalisation (a 224x224 backbone gets resized images)
-        self.train_loader.transform = model_transform(cfg.augment, model)
+        self.train_loader.transform = model_transform(self.cfg.augment, model)
         self.test_loader.transform = model_transform("none", model)
-        if param_groups is not None:
-            self.optimizer.param_groups = []
-            for group in param_groups:
-                self.optimizer.add_param_group(group)
-        self.scheduler = scheduler_for_groups(self.optimizer, cfg, len(self.train_loader))
+
+    def build_optimization(self):
+        optimizer = build_optimizer(self.model, self.cfg)   # the recipe's optimizer class and options
+        if self.param_groups is not None:
+            optimizer.param_groups = []
+            for group in self.param_groups:
+                optimizer.add_param_group(group)
+        return optimizer, scheduler_for_groups(optimizer, self.cfg, len(self.train_loader))
 
 
 class PretextTrainer(AdaptedTrainer):
