@@ -1103,16 +1103,17 @@ NOTEBOOKS["05_training_evaluation_optimization"] = [
             return tv.models.create(ARCH, num_classes=len(TARGET))
         return transfer.build_finetune_model(starts[start], len(TARGET), mode="full", model=ARCH)[0]
 
+    methods = ["scratch", *starts]
     curves, rows = {}, []
     for fraction, epochs in fractions.items():
         idx = transfer.label_fraction_indices(target_train.targets, fraction, seed=0)
         part = C.Split(C.subset(target_train, idx), target_test, split.source)
         batch = min(32 if QUICK else 128, max(8, len(idx) // 4))
-        for start in ["scratch"] + list(starts):
+        for start in methods:
             curves[fraction, start] = C.fit(start_model(start), part, "resnet_sgd", epochs=epochs, batch_size=batch,
                                             verbose=False)
         best_scratch = max(h["test_acc"] for h in curves[fraction, "scratch"])
-        for start in ["scratch"] + list(starts):
+        for start in methods:
             hist = curves[fraction, start]
             rows.append(dict(model=ARCH, label_fraction=fraction, method=start, train_images=len(idx),
                              seconds=hist[-1]["wall_time"], threshold=best_scratch, **summarise(hist, best_scratch)))
@@ -1125,7 +1126,7 @@ NOTEBOOKS["05_training_evaluation_optimization"] = [
     """
     fig, axes = plt.subplots(1, len(fractions), figsize=(4.5 * len(fractions), 3.6), sharey=True)
     for ax, fraction in zip(axes, fractions):
-        for start in ["scratch"] + list(starts):
+        for start in methods:
             hist = curves[fraction, start]
             ax.plot([h["epoch"] for h in hist], [h["test_acc"] for h in hist], marker="o", label=start)
         ax.set_title(f"{fraction:.0%} of the target labels"); ax.set_xlabel("epoch"); ax.grid(alpha=0.3)

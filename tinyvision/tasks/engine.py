@@ -88,7 +88,8 @@ def predict(task, model, dataset, batch_size=64, device="cpu", tta_flip=False):
     out = []
     for i in range(0, len(dataset), batch_size):
         x, _ = dataset.batch(np.arange(i, min(i + batch_size, len(dataset))))
-        p = model.predict(Tensor(x, device=device), **({"tta_flip": True} if tta_flip else {}))
+        x = Tensor(x, device=device)
+        p = model.predict(x, tta_flip=True) if tta_flip else model.predict(x)   # detectors take no tta_flip
         out += p if task == "detect" else [p]
     return out if task == "detect" else np.concatenate(out)
 
