@@ -218,6 +218,27 @@ def test_adapted_trainer_schedule_peaks_at_each_groups_lr(tmp_path, schedule):
     assert max(max(plain.scheduler.lr_at(t)) for t in range(8)) == pytest.approx(0.05, rel=0.05)
 
 
+def test_adapted_trainer_feeds_the_models_input_size_and_normalisation(tmp_path):
+    # A backbone pretrained at another resolution (e.g. 224x224) gets resized batches normalised
+    # with its own mean/std; a plain Trainer keeps CIFAR's 32x32.
+    from tinyvision.train import Trainer
+    from tinyvision.transfer.trainer import AdaptedTrainer
+    cfg = TrainConfig(model="resnet20", out=str(tmp_path / "run"), epochs=1, batch_size=4, prefetch=0, augment="none")
+    model = tv.models.create("resnet20")
+    model.default_cfg = dict(model.default_cfg, input_size=(3, 40, 40), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    sets = (_InMemory(8, 0), _InMemory(4, 1))
+    trainer = AdaptedTrainer(cfg, model, *sets, progress=False)
+    for loader in (trainer.train_loader, trainer.test_loader):
+        x, _ = next(iter(loader))
+        assert x.shape[1:] == (3, 40, 40)
+    x, _ = next(iter(trainer.test_loader))
+    # a resize keeps a mean; normalised with (m - 0.5) / 0.25 the first image's mean is exact
+    expected = (sets[1].data[:4].astype(np.float64) / 255 - 0.5).mean(axis=(1, 2)) / 0.25
+    np.testing.assert_allclose(x.numpy().mean(axis=(2, 3)), expected, atol=2e-2)
+    plain = Trainer(cfg, progress=False, model=tv.models.create("resnet20"), datasets=sets)
+    assert next(iter(plain.train_loader))[0].shape[1:] == (3, 32, 32)
+
+
 # ------------------------------------------------------------------ splits
 def test_class_split_relabels():
     class Fake:

@@ -192,12 +192,12 @@ class Trainer:
         if model is None:
             model = models.create(cfg.model, num_classes=len(self.classes), **cfg.model_kwargs)
         self.model = model.to(self.device)
-        mean, std = self.model.default_cfg["mean"], self.model.default_cfg["std"]
+        train_transform, test_transform = self.build_transforms()
         self.train_loader = data.DataLoader(
             self.train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, seed=cfg.seed,
-            transform=build_transform(cfg.augment, mean, std), device=self.device, prefetch=cfg.prefetch)
+            transform=train_transform, device=self.device, prefetch=cfg.prefetch)
         self.test_loader = data.DataLoader(
-            self.test_set, batch_size=cfg.eval_batch_size, transform=build_transform("none", mean, std),
+            self.test_set, batch_size=cfg.eval_batch_size, transform=test_transform,
             device=self.device, prefetch=cfg.prefetch)
         if len(self.train_loader) == 0:
             raise ValueError(f"the training set has {len(self.train_set)} images, fewer than one batch "
@@ -206,6 +206,13 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.history, self.best_acc = 0, 0, [], 0.0
         self._interrupted = False
         os.makedirs(cfg.out, exist_ok=True)
+
+    def build_transforms(self):
+        """(train, test) batch transforms: the recipe's augmentation, then the model's own
+        normalisation (``default_cfg`` mean and std). Subclasses that feed other input sizes
+        override this."""
+        mean, std = self.model.default_cfg["mean"], self.model.default_cfg["std"]
+        return build_transform(self.cfg.augment, mean, std), build_transform("none", mean, std)
 
     def build_optimization(self):
         """(optimizer, scheduler) of the recipe for ``self.model``. Subclasses that change the

@@ -69,9 +69,10 @@ class AdaptedTrainer(Trainer):
     def __init__(self, cfg, model, train_set, test_set, param_groups=None, progress=True):
         self.param_groups = param_groups
         super().__init__(cfg, progress=progress, model=model, datasets=(train_set, test_set))
+
+    def build_transforms(self):
         # the model's own input size and normalisation (a 224x224 backbone gets resized images)
-        self.train_loader.transform = model_transform(self.cfg.augment, model)
-        self.test_loader.transform = model_transform("none", model)
+        return model_transform(self.cfg.augment, self.model), model_transform("none", self.model)
 
     def build_optimization(self):
         optimizer = build_optimizer(self.model, self.cfg)   # the recipe's optimizer class and options
