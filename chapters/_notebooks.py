@@ -824,8 +824,8 @@ NOTEBOOKS["04_vit_vs_resnet"] = [
     """md:
     ### Data efficiency
     The claim most often made: ViT needs more data than a CNN, because it must learn the locality a
-    convolution has built in. We train both on growing fractions of the training set (8 epochs
-    each in full mode, so that the chapter runs in under two hours on one core) and compare test
+    convolution has built in. We train both on growing fractions of the training set (6 epochs
+    each in full mode, so that the chapter runs in about an hour and a half on one core) and compare test
     accuracy.
     """,
     """
@@ -837,7 +837,7 @@ NOTEBOOKS["04_vit_vs_resnet"] = [
         part = C.Split(C.subset(split.train, order[:int(f * len(order))]), split.test, split.source)
         for name, recipe in contenders.items():
             tv.manual_seed(0)
-            hist = C.fit(build(name), part, recipe, epochs=2 if QUICK else 8, verbose=False,
+            hist = C.fit(build(name), part, recipe, epochs=2 if QUICK else 6, verbose=False,
                          batch_size=32 if QUICK else 128, warmup_epochs=0 if QUICK else None)
             efficiency[name].append(hist[-1]["test_acc"])
             print(f"fraction {f:.2f} ({len(part.train)} images) {name:16s} test acc {hist[-1]['test_acc']:.3f}")
