@@ -17,7 +17,7 @@ import tinyvision as tv
 from tinyvision import data, metrics
 from tinyvision.ops import cross_entropy
 from tinyvision.train import (TrainConfig, build_optimizer, build_scheduler, build_transform,
-                              predict_logits)
+                              predict_logits, read_losses)
 
 QUICK = os.environ.get("TINYVISION_QUICK", "0") == "1"
 CIFAR_FILE = os.path.join("datasets", "cache", "cifar10-jpeg.tar.gz")
@@ -157,7 +157,9 @@ def fit(model, split, recipe="resnet_sgd", epochs=1, time_budget=None, sampler=N
     history, wall, images = [], 0.0, 0
     for epoch in range(epochs):
         model.train()
-        losses, correct, seen, start = [], 0, 0, time.perf_counter()
+        # loss and hit count stay on the device until the epoch ends: reading them every step
+        # would synchronise a GPU (and copy the logits to the host) at every batch
+        losses, hits, seen, start = [], [], 0, time.perf_counter()
         for x, y in loader:
             logits = model(x)
             loss = cross_entropy(logits, y, weight=weight, label_smoothing=cfg.label_smoothing)
@@ -167,11 +169,13 @@ def fit(model, split, recipe="resnet_sgd", epochs=1, time_budget=None, sampler=N
                 tv.optim.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss.item()))
-            correct += int((logits.numpy().argmax(1) == y.numpy()).sum())
+            losses.append(loss.data)
+            hits.append((logits.data.argmax(axis=1) == y.data).sum())
             seen += len(y)
             if time_budget is not None and wall + time.perf_counter() - start > time_budget:
                 break
+        losses = read_losses(losses, epoch + 1, len(losses), "lower the learning rate or clip gradients")
+        correct = sum(int(h) for h in hits)
         wall += time.perf_counter() - start
         images += seen
         logits, targets = evaluate(model, split.test)

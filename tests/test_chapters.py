@@ -88,3 +88,22 @@ def test_execute_writes_a_stamped_copy(tmp_path, monkeypatch):
     assert not (tmp_path / "src" / "demo.ipynb.tmp").exists()
     with pytest.raises(FileNotFoundError, match="no chapter notebook"):
         _execute.execute("absent", src_dir=str(src), out_dir=str(tmp_path / "executed"))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the diverging run overflows on purpose
+def test_common_fit_reports_each_epoch_and_stops_on_a_diverged_loss(monkeypatch):
+    # chapters/_common.fit keeps losses on the device and reads them once per epoch; the read
+    # must still give the epoch's mean loss and accuracy, and a non-finite loss must stop it.
+    import _common as C
+    import tinyvision as tv
+    monkeypatch.setenv("TINYVISION_SYNTHETIC", "1")
+    split = C.load_data(train_per_class=4, test_per_class=2)
+    tv.manual_seed(0)
+    model = C.cifar_resnet(8, widths=(4, 8, 8))
+    hist = C.fit(model, split, "resnet_sgd", epochs=2, batch_size=8, verbose=False, warmup_epochs=0)
+    assert [h["epoch"] for h in hist] == [1, 2]
+    for h in hist:
+        assert h["train_loss"] > 0 and 0.0 <= h["train_acc"] <= 1.0 and 0.0 <= h["test_acc"] <= 1.0
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        C.fit(C.cifar_resnet(8, widths=(4, 8, 8)), split, "resnet_sgd", epochs=1, batch_size=8, verbose=False,
+              lr=1e30, warmup_epochs=0, clip_grad=0.0)
