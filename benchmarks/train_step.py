@@ -98,7 +98,10 @@ def main():
             import torch
         except ImportError:
             raise SystemExit("--vs-torch needs PyTorch (pip install torch); it is not a tinyvision dependency")
-        torch.set_num_threads(os.cpu_count())
+        # PyTorch gets the threads OpenBLAS has: OPENBLAS_NUM_THREADS when set, else the cores this
+        # process may run on (taskset -c 0 means one, though os.cpu_count() still says two)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        torch.set_num_threads(int(os.environ.get("OPENBLAS_NUM_THREADS", 0)) or cores)
         torch_step = torch_step_fn(args.model, args.batch_size, args.inference, args.device)
         for _ in range(args.warmup):
             torch_step()
