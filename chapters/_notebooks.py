@@ -1410,30 +1410,32 @@ NOTEBOOKS["07_outlook"] = [
     def restore():
         model.load_state_dict(original)
 
+    def replace_weights(new):
+        # load_state_dict copies NumPy arrays onto the model's device (CPU or GPU)
+        model.load_state_dict(new, strict=False)
+
     params = dict(model.named_parameters())
     base = accuracy_now()
     sparsities = [0.0, 0.5, 0.8, 0.9] if QUICK else [0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95]
+    dense = {n: params[n].numpy() for n in weights}
+    magnitudes = np.concatenate([np.abs(w).ravel() for w in dense.values()])
     pruned = []
     for s in sparsities:
-        restore()
-        magnitudes = np.concatenate([np.abs(params[n].numpy()).ravel() for n in weights])
         threshold = np.quantile(magnitudes, s) if s > 0 else -1
-        for n in weights:
-            w = params[n].numpy()
-            params[n].data[...] = np.where(np.abs(w) <= threshold, 0, w)
+        replace_weights({n: np.where(np.abs(w) <= threshold, 0, w) for n, w in dense.items()})
         pruned.append(accuracy_now())
         print(f"sparsity {s:.2f}: test accuracy {pruned[-1]:.3f} (dense {base:.3f})")
 
-    restore()
-    size_fp32 = sum(params[n].size * 4 for n in weights)
-    for n in weights:
-        w = params[n].numpy()
+    size_fp32 = sum(w.size * 4 for w in dense.values())
+    dequantised = {}
+    for n, w in dense.items():
         scale = np.abs(w.reshape(w.shape[0], -1)).max(axis=1) / 127.0
         scale = np.where(scale == 0, 1.0, scale).reshape((-1,) + (1,) * (w.ndim - 1))
         q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
-        params[n].data[...] = q.astype(np.float32) * scale
+        dequantised[n] = q.astype(np.float32) * scale
+    replace_weights(dequantised)
     int8_acc = accuracy_now()
-    size_int8 = sum(params[n].size for n in weights) + sum(params[n].shape[0] * 4 for n in weights)
+    size_int8 = sum(w.size + w.shape[0] * 4 for w in dense.values())      # int8 values + one fp32 scale per row
     print(f"int8 weights: test accuracy {int8_acc:.3f} (float32 {base:.3f}); weight storage "
           f"{size_fp32 / 1024:.0f} KiB -> {size_int8 / 1024:.0f} KiB")
     restore()
