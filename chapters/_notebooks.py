@@ -1417,7 +1417,7 @@ NOTEBOOKS["07_outlook"] = [
     params = dict(model.named_parameters())
     base = accuracy_now()
     sparsities = [0.0, 0.5, 0.8, 0.9] if QUICK else [0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95]
-    dense = {n: params[n].numpy() for n in weights}
+    dense = {n: params[n].numpy().copy() for n in weights}    # copies: on the CPU .numpy() shares memory
     magnitudes = np.concatenate([np.abs(w).ravel() for w in dense.values()])
     pruned = []
     for s in sparsities:
