@@ -215,7 +215,9 @@ class Tensor(Movable):
 
     # ------------------------------------------------------------ conversion
     def numpy(self):
-        """The values as a host NumPy array (a copy from the GPU for CUDA tensors)."""
+        """The values as a host NumPy array. On the CPU it shares memory with the tensor, as in
+        PyTorch (later in-place writes to the tensor show in it; ``.copy()`` to keep a snapshot);
+        for CUDA tensors it is a copy."""
         return backend.to_numpy(self.data)
 
     def item(self):
