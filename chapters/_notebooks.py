@@ -1414,10 +1414,9 @@ NOTEBOOKS["07_outlook"] = [
         # load_state_dict copies NumPy arrays onto the model's device (CPU or GPU)
         model.load_state_dict(new, strict=False)
 
-    params = dict(model.named_parameters())
     base = accuracy_now()
     sparsities = [0.0, 0.5, 0.8, 0.9] if QUICK else [0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95]
-    dense = {n: params[n].numpy().copy() for n in weights}    # copies: on the CPU .numpy() shares memory
+    dense = {n: tv.backend.to_numpy(original[n]) for n in weights}     # the float32 snapshot, on the host
     magnitudes = np.concatenate([np.abs(w).ravel() for w in dense.values()])
     pruned = []
     for s in sparsities:
