@@ -54,7 +54,7 @@ def main():
     torch = None
     if args.vs_torch:
         import torch
-        torch.set_num_threads(os.cpu_count())
+        torch.set_num_threads(tv.parallel.compute_threads())
     sync = (lambda: tv.backend.cupy().cuda.Device().synchronize()) if args.device == "cuda" else (lambda: None)
     rng = np.random.default_rng(0)
     print(f"{'op (fwd+bwd, batch 128)':<24}{'tinyvision ms':>14}" + (f"{'PyTorch ms':>12}{'ratio':>8}" if torch else ""))

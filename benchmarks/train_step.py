@@ -98,10 +98,7 @@ def main():
             import torch
         except ImportError:
             raise SystemExit("--vs-torch needs PyTorch (pip install torch); it is not a tinyvision dependency")
-        # PyTorch gets the threads OpenBLAS has: OPENBLAS_NUM_THREADS when set, else the cores this
-        # process may run on (taskset -c 0 means one, though os.cpu_count() still says two)
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        torch.set_num_threads(int(os.environ.get("OPENBLAS_NUM_THREADS", 0)) or cores)
+        torch.set_num_threads(tv.parallel.compute_threads())
         torch_step = torch_step_fn(args.model, args.batch_size, args.inference, args.device)
         for _ in range(args.warmup):
             torch_step()
@@ -115,7 +112,8 @@ def main():
 
     mode = "inference" if args.inference else "training"
     tv_ips = args.batch_size / float(np.median(tv_times))
-    print(f"{args.model} {mode}, batch {args.batch_size}, {args.device}, numpy {np.__version__}")
+    print(f"{args.model} {mode}, batch {args.batch_size}, {args.device}, numpy {np.__version__}, "
+          f"{tv.parallel.compute_threads()} thread(s)")
     print(f"tinyvision: {tv_ips:8.1f} images/s  (median step {1e3 * np.median(tv_times):.0f} ms)")
     print(f"memory: RSS {rss0:.0f} MB before, {rss_after_warmup:.0f} MB after warm-up, {rss_end:.0f} MB after "
           f"{args.steps} more steps (flat = no leak); process peak {peak:.0f} MB")

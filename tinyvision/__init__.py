@@ -1,6 +1,7 @@
 """tinyvision: a from-scratch deep-learning library for computer vision on NumPy and CuPy."""
-from . import backend
+from . import backend, parallel
 from .backend import (cuda_available, get_default_device, manual_seed, set_default_device)
+from .parallel import get_num_threads, set_num_threads
 from .tensor import Tensor, arange, is_grad_enabled, no_grad, ones, rand, randn, tensor, zeros
 from .ops import (abs, cat, chunk, clip, concatenate, exp, flatten, gelu, log, log_softmax,
                   logsumexp, matmul, max, maximum, mean, min, minimum, permute, relu, reshape,

@@ -24,8 +24,15 @@ import math
 
 import numpy as np
 
-from .. import backend
+from .. import backend, parallel
 from ..tensor import Function, Tensor
+
+
+def _softmax_inplace(xp, s):
+    """s <- softmax(s) along the last axis, in place: exp(S - max) / sum."""
+    s -= s.max(axis=-1, keepdims=True)
+    xp.exp(s, out=s)
+    s /= s.sum(axis=-1, keepdims=True)
 
 
 class ScaledDotProductAttention(Function):
@@ -35,7 +42,7 @@ class ScaledDotProductAttention(Function):
 
     def forward(self, q, k, v, bias=None, mask=None, scale=1.0, dropout_p=0.0):
         xp = self.xp
-        s = q @ k.swapaxes(-1, -2)                      # the one (..., Nq, Nk) buffer
+        s = parallel.matmul(q, k.swapaxes(-1, -2))      # the one (..., Nq, Nk) buffer
         s *= scale                                      # scale S, not Q: no copy of Q is made
         if bias is not None:
             if np.broadcast_shapes(s.shape, bias.shape) == s.shape:
@@ -44,37 +51,39 @@ class ScaledDotProductAttention(Function):
                 s = s + bias                            # a bias with more leading axes than S
         if mask is not None:
             s = xp.where(mask, s, -xp.inf)
-        s -= s.max(axis=-1, keepdims=True)              # softmax in place: exp(S - max) / sum
-        xp.exp(s, out=s)
-        s /= s.sum(axis=-1, keepdims=True)
+        parallel.for_rows(lambda r: _softmax_inplace(xp, s[r]), len(s), s.size if xp is np else 0)
         self.a, self.q, self.k, self.v, self.scale = s, q, k, v, scale
         self.drop = None
         if dropout_p > 0.0:
             keep = backend.rand(s.shape, dtype=s.dtype, device=backend.device_of(s)) >= dropout_p
             self.drop = keep.astype(s.dtype) * (1.0 / (1.0 - dropout_p))
             s = s * self.drop
-        self.out = s @ v
+        self.out = parallel.matmul(s, v)
         return self.out
 
     def backward(self, g):
         a, q, k, v, scale, drop = self.a, self.q, self.k, self.v, self.scale, self.drop
         need_q, need_k, need_v = self.needs_input_grad[:3]
         need_bias = len(self.needs_input_grad) > 3 and self.needs_input_grad[3]
-        dv = ((a if drop is None else a * drop).swapaxes(-1, -2) @ g) if need_v else None
+        dv = parallel.matmul((a if drop is None else a * drop).swapaxes(-1, -2), g) if need_v else None
         if not (need_q or need_k or need_bias):
             return None, None, dv, None
-        ds = g @ v.swapaxes(-1, -2)                     # dA (of the dropped weights)
+        ds = parallel.matmul(g, v.swapaxes(-1, -2))     # dA (of the dropped weights)
         if drop is not None:
             ds *= drop                                  # dA of the softmax output
-        ds -= (g * self.out).sum(axis=-1, keepdims=True)
-        ds *= a                                         # dS = A (dA - rowsum(G O))
+
+        def softmax_backward(r):                        # dS = A (dA - rowsum(G O)), in place
+            ds[r] -= (g[r] * self.out[r]).sum(axis=-1, keepdims=True)
+            ds[r] *= a[r]
+        aligned = self.xp is np and a.shape == ds.shape == g.shape  # same rows in all three
+        parallel.for_rows(softmax_backward, len(ds), ds.size if aligned else 0)
         # Scale the fresh (N, d) products in place rather than dS (which is also dbias).
         dq = dk = None
         if need_q:
-            dq = ds @ k
+            dq = parallel.matmul(ds, k)
             dq *= scale
         if need_k:
-            dk = ds.swapaxes(-1, -2) @ q
+            dk = parallel.matmul(ds.swapaxes(-1, -2), q)
             dk *= scale
         return dq, dk, dv, (ds if need_bias else None)
 

@@ -36,18 +36,21 @@ of that size costs more in page faults than the copy itself (the allocator hands
 into a reused buffer, measured here). So they are written into one reusable buffer per role,
 grown on demand; nothing that outlives the op ever points into it.
 """
+import threading
+
+from .. import parallel
 from ..tensor import Function
 
 _workspaces = {}
 
 
 def workspace(xp, role, shape, dtype):
-    """A scratch array of ``shape`` for ``role`` ('cols', 'grad_cols'), reused across calls.
-    Its contents are garbage; the caller overwrites all of it."""
+    """A scratch array of ``shape`` for ``role`` ('cols', 'grad_cols'), reused across calls
+    (one per thread). Its contents are garbage; the caller overwrites all of it."""
     size = 1
     for n in shape:
         size *= n
-    key = (xp.__name__, role, dtype)
+    key = (xp.__name__, role, dtype, threading.get_ident())  # one per thread of ``parallel``
     buf = _workspaces.get(key)
     if buf is None or buf.size < size:
         buf = xp.empty(size, dtype=dtype)
@@ -75,7 +78,7 @@ def pad_channels_first(xp, x, ph, pw, value=0.0):
     xt = xp.empty((C, N, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
     if ph or pw:
         xt.fill(value)
-    xt[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)
+    parallel.assign_rows(xt[:, :, ph:ph + H, pw:pw + W], x.transpose(1, 0, 2, 3))
     return xt
 
 
@@ -100,12 +103,13 @@ def im2col(xp, xt, kernel, stride, dilation, out_hw):
     return cols
 
 
-def col2im(xp, cols, padded_hw, stride, dilation):
+def col2im(xp, cols, padded_hw, stride, dilation, out=None):
     """Adjoint of im2col: cols (C, KH, KW, N, Ho, Wo) -> (C, N, Hp, Wp), summing the
-    contributions of overlapping windows."""
+    contributions of overlapping windows (added into ``out`` when given)."""
     C, KH, KW, N, Ho, Wo = cols.shape
     (sh, sw), (dh, dw) = stride, dilation
-    out = xp.zeros((C, N) + tuple(padded_hw), dtype=cols.dtype)
+    if out is None:
+        out = xp.zeros((C, N) + tuple(padded_hw), dtype=cols.dtype)
     for ki in range(KH):
         rows = _window(ki, sh, dh, Ho)
         for kj in range(KW):
@@ -119,7 +123,8 @@ def pad_flat(xp, x, ph, pw, tail):
     N, C, H, W = x.shape
     Hp, Wp = H + 2 * ph, W + 2 * pw
     flat = xp.zeros((C, N * Hp * Wp + tail), dtype=x.dtype)
-    flat[:, :N * Hp * Wp].reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)
+    parallel.assign_rows(flat[:, :N * Hp * Wp].reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + W],
+                         x.transpose(1, 0, 2, 3))
     return flat
 
 
@@ -189,18 +194,27 @@ class Conv2d(Function):
             L = N * Hp * Wp
             y = xp.empty((groups, O // groups, L), dtype=x.dtype)
             chunks = _chunks(xp, L, C * KH * KW, x.dtype.itemsize)
-            buf = xp.empty((C, KH * KW, chunks[0][1]), dtype=x.dtype)
-            for lo, hi in chunks:
-                cols = im2col_flat(self.xt, self.offsets, lo, hi, buf)
-                xp.matmul(w2, cols.reshape(groups, Cg * KH * KW, -1), out=y[:, :, lo:hi])
-            y = y.reshape(O, N, Hp, Wp)[:, :, :Ho, :Wo]
-        else:
+
+            def fill(part):  # one thread's run of blocks, each written to its own slice of y
+                buf = xp.empty((C, KH * KW, chunks[0][1]), dtype=x.dtype)
+                for lo, hi in part:
+                    cols = im2col_flat(self.xt, self.offsets, lo, hi, buf)
+                    xp.matmul(w2, cols.reshape(groups, Cg * KH * KW, -1), out=y[:, :, lo:hi])
+            parallel.map_parts(fill, chunks)
+            y = parallel.contiguous(y.reshape(O, N, Hp, Wp)[:, :, :Ho, :Wo])
+        else:  # strided: the images split over threads, each its own im2col and GEMM
             self.xt = pad_channels_first(xp, x, *self.padding)
-            cols = im2col(xp, self.xt, self.kernel, self.stride, self.dilation, self.out_hw)
-            y = (w2 @ cols.reshape(groups, Cg * KH * KW, -1)).reshape(O, N, Ho, Wo)
+            y = xp.empty((groups, O // groups, N * Ho * Wo), dtype=x.dtype)
+
+            def fill(images):
+                n0, n1, _ = images.indices(N)
+                cols = im2col(xp, self.xt[:, images], self.kernel, self.stride, self.dilation, self.out_hw)
+                xp.matmul(w2, cols.reshape(groups, Cg * KH * KW, -1), out=y[:, :, n0 * Ho * Wo:n1 * Ho * Wo])
+            parallel.for_rows(fill, N, _split_size(xp, self.xt))
+            y = y.reshape(O, N, Ho, Wo)
         if bias is not None:
-            y = y + bias.reshape(O, 1, 1, 1)
-        return xp.ascontiguousarray(y).transpose(1, 0, 2, 3)
+            y += bias.reshape(O, 1, 1, 1)
+        return y.transpose(1, 0, 2, 3)
 
     def backward(self, g):
         xp, G = self.xp, self.groups
@@ -210,9 +224,9 @@ class Conv2d(Function):
         flat = self.stride == (1, 1)
         if flat:  # the gradient on the padded output grid, zero outside the valid outputs
             g2 = xp.zeros((O, N) + self.padded_hw, dtype=g.dtype)
-            g2[:, :, :Ho, :Wo] = g.transpose(1, 0, 2, 3)
+            parallel.assign_rows(g2[:, :, :Ho, :Wo], g.transpose(1, 0, 2, 3))
         else:
-            g2 = xp.ascontiguousarray(g.transpose(1, 0, 2, 3))
+            g2 = parallel.contiguous(g.transpose(1, 0, 2, 3))
         g2 = g2.reshape(G, O // G, -1)
         w2 = self.weight.reshape(G, O // G, -1)
         gx = gw = gb = None
@@ -220,46 +234,98 @@ class Conv2d(Function):
         if flat:
             gx, gw = self._backward_flat(g2, w2, need_x, need_w)
         else:
-            if need_w:
-                cols = im2col(xp, self.xt, self.kernel, self.stride, self.dilation, self.out_hw)
-                gw = _grad_weight(cols.reshape(G, Cg * KH * KW, -1), g2)
-            if need_x:
-                gcols = workspace(xp, "grad_cols", (G, Cg * KH * KW, g2.shape[2]), g.dtype)
-                xp.matmul(w2.swapaxes(1, 2), g2, out=gcols)
-                gxt = col2im(xp, gcols.reshape((C, KH, KW, N) + self.out_hw), self.xt.shape[2:],
-                             self.stride, self.dilation)
-                gx = gxt[:, :, ph:ph + H, pw:pw + W]
+            gx, gw = self._backward_strided(g2, w2, need_x, need_w)
         if gw is not None:
             gw = gw.reshape(self.weight.shape)
         if gx is not None:
-            gx = xp.ascontiguousarray(gx).transpose(1, 0, 2, 3)
+            gx = parallel.contiguous(gx).transpose(1, 0, 2, 3)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             gb = g.sum(axis=(0, 2, 3))
         return gx, gw, gb
 
+    def _backward_strided(self, g2, w2, need_x, need_w):
+        """Backward of the general path, the images split over threads: each recomputes its
+        images' columns for its share of dW, and scatters its W^T G into its own images of
+        dL/dxt (windows never cross images, so the parts write disjoint memory)."""
+        xp, G = self.xp, self.groups
+        O, Cg, KH, KW = self.weight.shape
+        N, C, H, W = self.x_shape
+        (Ho, Wo), (ph, pw) = self.out_hw, self.padding
+        rows = Cg * KH * KW
+        gxt = xp.zeros(self.xt.shape, dtype=g2.dtype) if need_x else None
+
+        def run(images):
+            n0, n1, _ = images.indices(N)
+            g_part = g2[:, :, n0 * Ho * Wo:n1 * Ho * Wo]
+            gw = None
+            if need_w:
+                cols = im2col(xp, self.xt[:, images], self.kernel, self.stride, self.dilation, self.out_hw)
+                gw = _grad_weight(cols.reshape(G, rows, -1), g_part)
+            if need_x:
+                gcols = workspace(xp, "grad_cols", (G, rows, g_part.shape[2]), g2.dtype)
+                xp.matmul(w2.swapaxes(1, 2), g_part, out=gcols)
+                col2im(xp, gcols.reshape((C, KH, KW, n1 - n0) + self.out_hw), self.xt.shape[2:],
+                       self.stride, self.dilation, out=gxt[:, images])
+            return gw
+        parts = parallel.for_rows(run, N, _split_size(xp, self.xt))
+        gw = sum(parts) if need_w else None
+        gx = gxt[:, :, ph:ph + H, pw:pw + W] if need_x else None
+        return gx, gw
+
     def _backward_flat(self, g2, w2, need_x, need_w):
         """Blocked backward of the stride-1 path: per block of the flat axis, recompute the
         columns, accumulate dW += G_blk cols_blk^T, and scatter W^T G_blk back with the
-        shifted adds of col2im (which may reach up to ``tail`` past the block's end)."""
+        shifted adds of col2im, which reach up to ``tail`` past the block's end.
+
+        Threads each take a run of blocks (see ``parallel``) and keep their own dW. Their
+        scatters touch disjoint columns of dL/dxt except where a run's last block reaches
+        ``tail`` into the next run's first; so each run's last block is scattered into a
+        small private buffer, added in after the threads finish. That needs blocks at least
+        ``tail`` long (true for the usual kernels: tail = (KH-1) d Wp + (KW-1) d); where they
+        are not, the blocks run on one thread."""
         xp, G = self.xp, self.groups
         O, Cg, KH, KW = self.weight.shape
         N, C, H, W = self.x_shape
         (Hp, Wp), (ph, pw), L = self.padded_hw, self.padding, g2.shape[2]
-        rows = C * KH * KW
+        rows, tail = C * KH * KW, self.offsets[-1]
         chunks = _chunks(xp, L, rows, g2.dtype.itemsize)
-        buf = xp.empty((C, KH * KW, chunks[0][1]), dtype=g2.dtype)
-        gw = xp.zeros((G, O // G, rows // G), dtype=g2.dtype) if need_w else None
-        gxt = xp.zeros((C, L + self.offsets[-1]), dtype=g2.dtype) if need_x else None
-        for lo, hi in chunks:
-            g_blk = g2[:, :, lo:hi]
-            if need_w:
-                gw += _grad_weight(im2col_flat(self.xt, self.offsets, lo, hi, buf).reshape(G, rows // G, -1), g_blk)
-            if need_x:
-                gcols = xp.matmul(w2.swapaxes(1, 2), g_blk).reshape(C, KH * KW, -1)
-                for k, off in enumerate(self.offsets):
-                    gxt[:, lo + off:hi + off] += gcols[:, k]
+        gxt = xp.zeros((C, L + tail), dtype=g2.dtype) if need_x else None
+
+        def scatter(dest, gcols, start):  # dest[:, start + off + q] += gcols[:, k, q] for every offset
+            for k, off in enumerate(self.offsets):
+                dest[:, start + off:start + off + gcols.shape[2]] += gcols[:, k]
+
+        def run(part):
+            buf = xp.empty((C, KH * KW, chunks[0][1]), dtype=g2.dtype)
+            gw = xp.zeros((G, O // G, rows // G), dtype=g2.dtype) if need_w else None
+            edge = None
+            for i, (lo, hi) in enumerate(part):
+                g_blk = g2[:, :, lo:hi]
+                if need_w:
+                    gw += _grad_weight(im2col_flat(self.xt, self.offsets, lo, hi, buf).reshape(G, rows // G, -1), g_blk)
+                if need_x:
+                    gcols = xp.matmul(w2.swapaxes(1, 2), g_blk).reshape(C, KH * KW, -1)
+                    if i < len(part) - 1:
+                        scatter(gxt, gcols, lo)
+                    else:
+                        edge = (lo, xp.zeros((C, hi - lo + tail), dtype=g2.dtype))
+                        scatter(edge[1], gcols, 0)
+            return gw, edge
+
+        threads = None if tail <= chunks[0][1] else 1
+        (gw, edge), *others = parallel.map_parts(run, chunks, threads)
+        for gw_part, edge_part in [(None, edge)] + others:
+            if gw_part is not None:
+                gw += gw_part
+            if edge_part is not None:
+                gxt[:, edge_part[0]:edge_part[0] + edge_part[1].shape[1]] += edge_part[1]
         gx = gxt[:, :L].reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] if need_x else None
         return gx, gw
+
+
+def _split_size(xp, a):
+    """The work ``parallel.for_rows`` is told about: none for GPU arrays (never split)."""
+    return a.size if xp.__name__ == "numpy" else 0
 
 
 def _grad_weight(cols, g2):

@@ -1,4 +1,5 @@
 """Matrix products: ``matmul`` with numpy's rules and the fused ``linear`` layer op."""
+from .. import parallel
 from ..tensor import Function
 
 
@@ -11,6 +12,7 @@ class MatMul(Function):
     A stack of inputs times one matrix, (..., n, k) @ (k, m), runs as one 2-D GEMM on the
     flattened stack in both directions; numpy would otherwise loop over the stack, and dL/db
     would first materialise one (k, m) product per stack element before summing them.
+    Large products on the CPU are split over threads (``parallel.matmul``).
     """
 
     def forward(self, a, b):
@@ -26,9 +28,9 @@ class MatMul(Function):
         self.b = b[:, None] if self.b_vec else b
         self.flat = self.b.ndim == 2 and self.a.ndim > 2
         if self.flat:
-            y = (self.a.reshape(-1, self.a.shape[-1]) @ self.b).reshape(self.a.shape[:-1] + (self.b.shape[-1],))
+            y = parallel.matmul(self.a.reshape(-1, self.a.shape[-1]), self.b).reshape(self.a.shape[:-1] + (self.b.shape[-1],))
         else:
-            y = self.a @ self.b
+            y = parallel.matmul(self.a, self.b)
         if self.b_vec:
             y = y[..., 0]
         if self.a_vec:
@@ -43,13 +45,13 @@ class MatMul(Function):
             g = g[..., None, :]
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = g @ b.swapaxes(-1, -2)
+            ga = parallel.matmul(g, b.swapaxes(-1, -2))
             ga = ga.reshape(ga.shape[:-2] + (ga.shape[-1],)) if self.a_vec else ga
         if self.needs_input_grad[1]:
             if self.flat:
-                gb = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+                gb = parallel.matmul(a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1]))
             else:
-                gb = a.swapaxes(-1, -2) @ g
+                gb = parallel.matmul(a.swapaxes(-1, -2), g)
             gb = gb[..., 0] if self.b_vec else gb
         return ga, gb
 
@@ -59,6 +61,7 @@ class Linear(Function):
 
     Any leading axes are flattened into one GEMM, (M, in) @ (in, out) with M = prod(...):
         dL/dx = g W,   dL/dW = g^T x,   dL/db = sum of g over the M rows.
+    Each GEMM is split over threads on the CPU (``parallel.matmul``).
     """
 
     def forward(self, x, weight, bias=None):
@@ -68,14 +71,14 @@ class Linear(Function):
         self.x_shape = x.shape
         self.x2 = x.reshape(-1, x.shape[-1])
         self.weight = weight
-        y = self.x2 @ weight.T
+        y = parallel.matmul(self.x2, weight.T)
         if bias is not None:
             y += bias
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(self, g):
         g2 = g.reshape(-1, g.shape[-1])
-        gx = (g2 @ self.weight).reshape(self.x_shape) if self.needs_input_grad[0] else None
-        gw = g2.T @ self.x2 if self.needs_input_grad[1] else None
+        gx = parallel.matmul(g2, self.weight).reshape(self.x_shape) if self.needs_input_grad[0] else None
+        gw = parallel.matmul(g2.T, self.x2) if self.needs_input_grad[1] else None
         gb = g2.sum(axis=0) if len(self.needs_input_grad) > 2 and self.needs_input_grad[2] else None
         return gx, gw, gb

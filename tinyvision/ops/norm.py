@@ -18,7 +18,13 @@ rows: row sums are matrix-vector products with a constant vector (``_row_sums``)
 row-wise dot products sum(a * b) are ``einsum('ij,ij->i')`` calls that never build the
 product array (together 25% faster than reducing (N, C, H, W) over axes (0, 2, 3)). For batch norm after a convolution the matrix is a free view: the
 convolution leaves its output channel-major in memory (see ``conv``).
+
+Rows are independent (statistics per row), so on the CPU each op runs as one function of a
+block of rows, the blocks split over threads (``parallel.for_rows``), each writing its own
+rows of preallocated outputs. Column sums (layer norm's dgamma, dbeta) are kept per block
+and added at the end.
 """
+from .. import parallel
 from ..tensor import Function
 
 
@@ -29,25 +35,40 @@ def _row_sums(xp, a, scale=1.0):
     return (a @ xp.full(a.shape[1], scale, dtype=a.dtype))[:, None]
 
 
-def _normalize_rows(xp, x2, eps):
-    """xhat, 1/sqrt(var + eps), and the mean and (biased) variance of each row of x2."""
+def _split_size(xp, a):
+    """How much work ``for_rows`` is told about: none on a GPU (CuPy runs each op in parallel)."""
+    return a.size if xp.__name__ == "numpy" else 0
+
+
+def _normalize_rows(xp, x2, eps, xhat, stats):
+    """Normalise each row of x2 into xhat (same shape); stats (3, rows, 1) receives
+    1/sqrt(var + eps), the mean and the (biased) variance of each row."""
     mu = _row_sums(xp, x2, 1.0 / x2.shape[1])
-    xhat = x2 - mu
+    xp.subtract(x2, mu, out=xhat)
     var = xp.einsum("ij,ij->i", xhat, xhat)[:, None] * (1.0 / x2.shape[1])
     invstd = 1.0 / xp.sqrt(var + eps)
     xhat *= invstd
-    return xhat, invstd, mu, var
+    stats[0], stats[1], stats[2] = invstd, mu, var
 
 
 def _normalize_rows_backward(xp, dxhat, xhat, invstd):
-    """dL/dx of the row normalisation from dL/dxhat (overwrites dxhat); formula above."""
+    """dL/dx of the row normalisation from dL/dxhat, in place in dxhat; formula above."""
     scale = 1.0 / xhat.shape[1]
     mean_d = _row_sums(xp, dxhat, scale)
     mean_dx = xp.einsum("ij,ij->i", dxhat, xhat)[:, None] * scale
     dxhat -= mean_d
     dxhat -= xhat * mean_dx
     dxhat *= invstd
-    return dxhat
+
+
+def _affine(xp, y, xhat, gamma, beta):
+    """y = xhat * gamma + beta in place (either may be None)."""
+    if gamma is not None:
+        xp.multiply(xhat, gamma, out=y)
+    else:
+        y[...] = xhat
+    if beta is not None:
+        y += beta
 
 
 def _channel_rows(xp, a):
@@ -81,43 +102,58 @@ class BatchNorm(Function):
         x2 = _channel_rows(xp, x)
         M = x2.shape[1]
         self.shape, self.training = x.shape, training
-        if training:
-            if M < 2:
-                raise ValueError(f"batch_norm: training needs more than one value per channel, got input {tuple(x.shape)}")
-            xhat, invstd, mu, var = _normalize_rows(xp, x2, eps)
-            if running_mean is not None:
-                running_mean *= 1.0 - momentum
-                running_mean += momentum * mu[:, 0]
-                running_var *= 1.0 - momentum
-                running_var += (momentum * M / (M - 1)) * var[:, 0]
-        else:
-            if running_mean is None:
-                raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
-            invstd = 1.0 / xp.sqrt(running_var.reshape(C, 1) + eps)
-            xhat = (x2 - running_mean.reshape(C, 1)) * invstd
-        self.xhat, self.invstd = xhat, invstd
+        if training and M < 2:
+            raise ValueError(f"batch_norm: training needs more than one value per channel, got input {tuple(x.shape)}")
+        if not training and running_mean is None:
+            raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
         self.gamma = gamma.reshape(C, 1) if gamma is not None else None
-        y = xhat * self.gamma if gamma is not None else xhat.copy()
-        if beta is not None:
-            y += beta.reshape(C, 1)
+        beta = beta.reshape(C, 1) if beta is not None else None
+        self.xhat, y = xp.empty(x2.shape, x2.dtype), xp.empty(x2.shape, x2.dtype)
+        stats = xp.empty((3, C, 1), dtype=x2.dtype)  # invstd, mean, variance
+        if not training:
+            stats[0] = 1.0 / xp.sqrt(running_var.reshape(C, 1) + eps)
+            stats[1] = running_mean.reshape(C, 1)
+
+        def rows(r):
+            if training:
+                _normalize_rows(xp, x2[r], eps, self.xhat[r], stats[:, r])
+            else:
+                xp.multiply(x2[r] - stats[1, r], stats[0, r], out=self.xhat[r])
+            _affine(xp, y[r], self.xhat[r], None if gamma is None else self.gamma[r],
+                    None if beta is None else beta[r])
+        parallel.for_rows(rows, C, _split_size(xp, x2))
+        self.invstd = stats[0]
+        if training and running_mean is not None:
+            running_mean *= 1.0 - momentum
+            running_mean += momentum * stats[1, :, 0]
+            running_var *= 1.0 - momentum
+            running_var += (momentum * M / (M - 1)) * stats[2, :, 0]
         return _from_channel_rows(xp, y, x.shape)
 
     def backward(self, g):
         xp = self.xp
         g2 = _channel_rows(xp, g)
-        gx = ggamma = gbeta = None
-        if self.needs_input_grad[0]:
-            dxhat = g2 * self.gamma if self.gamma is not None else g2.copy()
-            if self.training:
-                gx2 = _normalize_rows_backward(xp, dxhat, self.xhat, self.invstd)
-            else:
-                gx2 = dxhat * self.invstd
-            gx = _from_channel_rows(xp, gx2, self.shape)
-        if len(self.needs_input_grad) > 1 and self.needs_input_grad[1]:
-            ggamma = xp.einsum("ij,ij->i", g2, self.xhat)
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            gbeta = _row_sums(xp, g2)[:, 0]
-        return gx, ggamma, gbeta
+        C = g2.shape[0]
+        need_x = self.needs_input_grad[0]
+        need_gamma = len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
+        need_beta = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        gx2 = xp.empty(g2.shape, g2.dtype) if need_x else None
+        ggamma = xp.empty(C, g2.dtype) if need_gamma else None
+        gbeta = xp.empty(C, g2.dtype) if need_beta else None
+
+        def rows(r):
+            if need_x:
+                _affine(xp, gx2[r], g2[r], None if self.gamma is None else self.gamma[r], None)
+                if self.training:
+                    _normalize_rows_backward(xp, gx2[r], self.xhat[r], self.invstd[r])
+                else:
+                    gx2[r] *= self.invstd[r]
+            if need_gamma:
+                ggamma[r] = xp.einsum("ij,ij->i", g2[r], self.xhat[r])
+            if need_beta:
+                gbeta[r] = _row_sums(xp, g2[r])[:, 0]
+        parallel.for_rows(rows, C, _split_size(xp, g2))
+        return (_from_channel_rows(xp, gx2, self.shape) if need_x else None), ggamma, gbeta
 
 
 class LayerNorm(Function):
@@ -131,23 +167,38 @@ class LayerNorm(Function):
         for n in x.shape[x.ndim - normalized_ndim:]:
             D *= n
         self.shape, self.param_shape = x.shape, x.shape[x.ndim - normalized_ndim:]
-        self.xhat, self.invstd, _, _ = _normalize_rows(xp, x.reshape(-1, D), eps)
+        x2 = x.reshape(-1, D)
+        self.xhat, y = xp.empty(x2.shape, x2.dtype), xp.empty(x2.shape, x2.dtype)
+        stats = xp.empty((3, x2.shape[0], 1), dtype=x2.dtype)
         self.weight = weight.reshape(1, D) if weight is not None else None
-        y = self.xhat * self.weight if weight is not None else self.xhat.copy()
-        if bias is not None:
-            y += bias.reshape(1, D)
+        bias = bias.reshape(1, D) if bias is not None else None
+
+        def rows(r):  # the weight and bias are per feature (column): the same for every block
+            _normalize_rows(xp, x2[r], eps, self.xhat[r], stats[:, r])
+            _affine(xp, y[r], self.xhat[r], self.weight, bias)
+        parallel.for_rows(rows, x2.shape[0], _split_size(xp, x2))
+        self.invstd = stats[0]
         return y.reshape(x.shape)
 
     def backward(self, g):
         xp = self.xp
         g2 = g.reshape(self.xhat.shape)
-        gx = gw = gb = None
-        if self.needs_input_grad[0]:
-            dxhat = g2 * self.weight if self.weight is not None else g2.copy()
-            gx = _normalize_rows_backward(xp, dxhat, self.xhat, self.invstd).reshape(self.shape)
-        if len(self.needs_input_grad) > 1 and self.needs_input_grad[1]:
+        need_x = self.needs_input_grad[0]
+        need_w = len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
+        need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        gx2 = xp.empty(g2.shape, g2.dtype) if need_x else None
+
+        def rows(r):  # returns this block's share of the column sums dL/dweight, dL/dbias
+            if need_x:
+                _affine(xp, gx2[r], g2[r], self.weight, None)
+                _normalize_rows_backward(xp, gx2[r], self.xhat[r], self.invstd[r])
             # column sums: einsum without the product array, a vector-matrix product (2x faster)
-            gw = xp.einsum("ij,ij->j", g2, self.xhat).reshape(self.param_shape)
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            gb = (xp.ones(g2.shape[0], dtype=g2.dtype) @ g2).reshape(self.param_shape)
-        return gx, gw, gb
+            gw = xp.einsum("ij,ij->j", g2[r], self.xhat[r]) if need_w else None
+            gb = xp.ones(g2[r].shape[0], dtype=g2.dtype) @ g2[r] if need_b else None
+            return gw, gb
+        parts = parallel.for_rows(rows, g2.shape[0], _split_size(xp, g2))
+        gw = sum(p[0] for p in parts) if need_w else None
+        gb = sum(p[1] for p in parts) if need_b else None
+        return ((gx2.reshape(self.shape) if need_x else None),
+                gw.reshape(self.param_shape) if need_w else None,
+                gb.reshape(self.param_shape) if need_b else None)

@@ -1,0 +1,168 @@
+"""Intra-op threads (tinyvision.parallel) and the ops that split their work with them."""
+import threading
+
+import numpy as np
+import pytest
+
+import tinyvision as tv
+import tinyvision.ops as F
+from tinyvision import parallel
+
+
+@pytest.fixture
+def threads():
+    """Set the thread count for one test; restore it afterwards."""
+    before = parallel.get_num_threads()
+    yield parallel.set_num_threads
+    parallel.set_num_threads(before)
+
+
+@pytest.fixture
+def parts_seen(monkeypatch):
+    """Record how many parts each map_parts call really ran (proves the threaded path ran)."""
+    seen = []
+    original = parallel.map_parts
+
+    def spy(fn, items, threads=None):
+        results = original(fn, items, threads)
+        seen.append(len(results))
+        return results
+    monkeypatch.setattr(parallel, "map_parts", spy)
+    return seen
+
+
+def test_split_is_contiguous_and_covers_everything():
+    assert parallel.split(list(range(7)), 2) == [[0, 1, 2], [3, 4, 5, 6]]
+    assert parallel.split(range(10), 3) == [range(0, 3), range(3, 6), range(6, 10)]
+    assert parallel.split([1], 4) == [[1]]
+
+
+def test_map_parts_runs_parts_on_threads_in_order(threads):
+    threads(3)
+    names = parallel.map_parts(lambda part: (list(part), threading.current_thread().name), list(range(9)))
+    assert [p for p, _ in names] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    assert names[0][1] == threading.current_thread().name          # the caller takes part one
+    assert all(n.startswith("tinyvision") for _, n in names[1:])
+
+
+def test_map_parts_with_one_thread_calls_once_inline(threads):
+    threads(1)
+    assert parallel.map_parts(lambda part: (part, threading.current_thread().name), [1, 2, 3]) == \
+        [([1, 2, 3], threading.current_thread().name)]
+
+
+def test_nested_map_parts_runs_inline(threads):
+    threads(2)
+    inner = parallel.map_parts(lambda outer: parallel.map_parts(len, list(range(6))), [0, 1])
+    assert inner == [[6], [6]]
+
+
+def test_map_parts_raises_a_parts_exception(threads):
+    threads(2)
+
+    def fail_on_second(part):
+        if 3 in part:
+            raise KeyError("part two failed")
+        return part
+    with pytest.raises(KeyError, match="part two failed"):
+        parallel.map_parts(fail_on_second, [1, 2, 3, 4])
+
+
+def test_openblas_runs_one_thread_while_tinyvision_splits(threads):
+    if parallel.blas_num_threads() is None:
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS whose thread count can be set")
+    threads(1)
+    own = parallel.blas_num_threads()
+    threads(2)
+    assert parallel.blas_num_threads() == 1
+    threads(1)
+    assert parallel.blas_num_threads() == own
+
+
+def test_set_num_threads_checks_its_argument():
+    with pytest.raises(ValueError, match="positive int"):
+        parallel.set_num_threads(0)
+    with pytest.raises(ValueError, match="positive int"):
+        parallel.set_num_threads(2.0)
+
+
+def test_contiguous_copies_views_by_rows(threads):
+    threads(2)
+    a = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    view = a.transpose(1, 0, 2)[:, :, 1:4]
+    out = parallel.contiguous(view)
+    assert out.flags.c_contiguous and np.array_equal(out, view)
+    assert parallel.contiguous(a) is a
+    with pytest.raises(ValueError, match="leading axes differ"):
+        parallel.assign_rows(np.empty((3, 2)), np.empty((2, 2)))
+
+
+def _conv_check(x, w, stride, padding, dilation, rng):
+    """Forward and both gradients of conv2d, each checked exactly: y is linear in x and in w, so
+    with L = <y, v>:  <dL/dx, dx> = <conv(dx, w), v>  and  <dL/dw, dw> = <conv(x, dw), v>."""
+    X, Wt = tv.tensor(x, dtype=tv.float64, requires_grad=True), tv.tensor(w, dtype=tv.float64, requires_grad=True)
+    y = F.conv2d(X, Wt, stride=stride, padding=padding, dilation=dilation)
+    v = rng.standard_normal(y.shape)
+    y.backward(tv.tensor(v, dtype=tv.float64))
+    dx, dw = rng.standard_normal(x.shape), rng.standard_normal(w.shape)
+    conv = lambda a, b: F.conv2d(tv.tensor(a, dtype=tv.float64), tv.tensor(b, dtype=tv.float64),  # noqa: E731
+                                 stride=stride, padding=padding, dilation=dilation).numpy()
+    np.testing.assert_allclose((X.grad.numpy() * dx).sum(), (conv(dx, w) * v).sum(), rtol=1e-10)
+    np.testing.assert_allclose((Wt.grad.numpy() * dw).sum(), (conv(x, dw) * v).sum(), rtol=1e-10)
+    return y.numpy(), X.grad.numpy(), Wt.grad.numpy()
+
+
+@pytest.mark.parametrize("dilation", [1, 7])
+def test_conv2d_split_over_threads_equals_one_thread(dilation, threads, parts_seen, rng):
+    # float64, 64 channels: blocks of 1024 columns, so these inputs span several blocks.
+    # Dilation 7 on 64x64 makes the shifted adds reach 1106 columns past a block, more than a
+    # block: backward must then keep to one thread (forward still splits).
+    N, H = (4, 24) if dilation == 1 else (1, 64)
+    x = rng.standard_normal((N, 64, H, H))
+    w = rng.standard_normal((4, 64, 3, 3))
+    threads(1)
+    serial = _conv_check(x, w, 1, dilation, dilation, np.random.default_rng(1))
+    assert max(parts_seen) == 1
+    threads(2)
+    parts_seen.clear()
+    split = _conv_check(x, w, 1, dilation, dilation, np.random.default_rng(1))
+    assert max(parts_seen) == 2
+    if dilation == 7:
+        assert 1 in parts_seen  # the backward scatter stayed on one thread
+    for a, b in zip(serial, split):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+SPLIT_OPS = {  # name: (function, input shapes); every op's rows or stack split in two
+    "batch_norm": (lambda x, w, b: F.batch_norm(x, weight=w, bias=b), [(3, 4, 5, 5), (4,), (4,)]),
+    "batch_norm_eval": (lambda x, w, b: F.batch_norm(x, tv.ones(4, dtype=tv.float64) * 0.5,
+                                                     tv.ones(4, dtype=tv.float64) * 2.0, w, b, training=False),
+                        [(3, 4, 5, 5), (4,), (4,)]),
+    "layer_norm": (lambda x, w, b: F.layer_norm(x, 6, w, b), [(2, 5, 6), (6,), (6,)]),
+    "linear": (F.linear, [(2, 5, 6), (3, 6), (3,)]),
+    "matmul_batched": (F.matmul, [(4, 3, 5), (4, 5, 2)]),
+    "matmul_2d": (F.matmul, [(6, 5), (5, 3)]),
+    "conv2d_strided": (lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1), [(4, 3, 7, 7), (5, 3, 3, 3), (5,)]),
+    "relu": (F.relu, [(4, 3, 5)]),
+    "gelu": (F.gelu, [(4, 3, 5)]),
+    "gelu_tanh": (lambda a: F.gelu(a, approximate="tanh"), [(4, 3, 5)]),
+    "add": (lambda a, b: a + b, [(4, 3, 5), (4, 3, 5)]),
+    "attention": (tv.nn.scaled_dot_product_attention, [(2, 3, 5, 4), (2, 3, 6, 4), (2, 3, 6, 4)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPLIT_OPS))
+def test_ops_split_by_rows_are_exact(name, threads, parts_seen, monkeypatch, rng):
+    # Split even these small inputs (the threshold exists for speed only), then check the split
+    # op's gradients by central differences and its values against one thread.
+    fn, shapes = SPLIT_OPS[name]
+    inputs = [rng.standard_normal(shape) for shape in shapes]
+    tensors = lambda: [tv.tensor(a, dtype=tv.float64) for a in inputs]  # noqa: E731
+    threads(1)
+    expected = fn(*tensors()).numpy()
+    monkeypatch.setattr(parallel, "MIN_SPLIT", 1)
+    threads(2)
+    parts_seen.clear()
+    np.testing.assert_allclose(fn(*tensors()).numpy(), expected, rtol=1e-12, atol=1e-12)
+    assert 2 in parts_seen
+    tv.gradcheck(fn, *tensors())

@@ -1,0 +1,230 @@
+"""Intra-op threads for the NumPy backend: one op's work split over the CPU's cores.
+
+Why. NumPy runs each call on one core; only BLAS (OpenBLAS) uses more. A convolution here
+is mostly *not* BLAS: per cache-sized block of its columns it does an im2col copy, then a
+GEMM; the copies run on one core, and OpenBLAS's threads on a GEMM that small mostly wait
+(with 2 threads it was slower than with 1 on ResNet-20's first stage: 20.7 vs 17.0 ms).
+Handing each core its own run of blocks, each GEMM on one core, keeps both cores busy on
+both halves: 20.7 -> 13.1 ms on that stage, measured on this project's 2-core VM. NumPy
+releases the GIL inside copies, ufunc loops and BLAS calls, so plain Python threads run
+these parts truly in parallel.
+
+How. ``map_parts(fn, items)`` cuts ``items`` (a list of blocks, a range of rows) into one
+contiguous part per thread, runs ``fn(part)`` for each part (the calling thread takes the
+first) and returns the results in order. Callers make parts independent (disjoint outputs,
+per-part partial sums added afterwards), so no locks are needed and the result does not
+depend on timing: only the order of a few floating-point additions changes with the
+thread count. ``for_rows`` and ``matmul`` are the two common uses: row-wise work
+(normalisation statistics) and large matrix products.
+
+tinyvision owns the CPU's threads. While it runs more than one, OpenBLAS is kept at one
+thread: its idle threads spin for a while after every call and take the very core our
+threads need (a split convolution with OpenBLAS at 2 threads in between was slower than no
+split at all). Every large GEMM therefore goes through ``matmul`` here, which splits it
+itself. ``set_num_threads(1)`` gives OpenBLAS its own thread count back.
+
+Threads: ``set_num_threads(n)``; by default the environment variable
+``TINYVISION_NUM_THREADS``, else the number of cores this process may run on (so
+``taskset -c 0`` means one thread). With one thread everything runs inline, unchanged.
+GPU arrays never come here: CuPy ops are already parallel.
+"""
+import ctypes
+import glob
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+
+def _default_threads():
+    env = os.environ.get("TINYVISION_NUM_THREADS")
+    if env:
+        n = int(env)
+        if n < 1:
+            raise ValueError(f"TINYVISION_NUM_THREADS must be a positive integer, got {env!r}")
+        return n
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+_pool = None
+_pool_lock = threading.Lock()  # callers on several threads (a prefetching loader) share one pool
+_inside = threading.local()    # set in worker threads: nested calls run inline, never deadlock
+
+
+def _forget_pool():
+    """In a forked child the pool's threads do not exist: start a new pool when needed."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+# ---------------------------------------------------------------- BLAS thread count
+# NumPy's wheels bundle OpenBLAS with prefixed symbols; other builds export the plain names.
+# Where neither is found (MKL, Accelerate) the count is left alone.
+def _find_openblas():
+    libdirs = [os.path.join(os.path.dirname(np.__file__), ".libs"),
+               os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")]
+    candidates = [p for d in libdirs for p in glob.glob(os.path.join(d, "*openblas*"))]
+    for path in candidates + [None]:  # None: symbols already loaded into the process
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas_", "openblas_"):
+            for suffix in ("64_", ""):
+                get = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
+                put = getattr(lib, f"{prefix}set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    put.argtypes = [ctypes.c_int]
+                    return get, put
+    return None
+
+
+_blas = _find_openblas()
+_blas_own = _blas[0]() if _blas else None  # OpenBLAS's thread count before we changed it
+
+
+def blas_num_threads():
+    """OpenBLAS's thread count, or None where the BLAS is not an OpenBLAS we can find."""
+    return _blas[0]() if _blas else None
+
+
+def get_num_threads():
+    """Threads an op may split its work over (1: no splitting)."""
+    return _threads
+
+
+def set_num_threads(n):
+    """Use ``n`` threads per op on the CPU; OpenBLAS runs at one thread while n > 1 and gets
+    its own count back with n = 1 (intra-op threading off)."""
+    global _threads, _pool
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
+    with _pool_lock:
+        if _pool is not None and n != _threads:
+            _pool.shutdown()
+            _pool = None
+        _threads = n
+    if _blas:
+        _blas[1](1 if n > 1 else _blas_own)
+
+
+def compute_threads():
+    """The cores tinyvision's CPU work runs on: its own threads, or with just one of those,
+    the threads OpenBLAS runs GEMMs on. The fair count to give another library (PyTorch) in a
+    benchmark."""
+    return _threads if _threads > 1 else (blas_num_threads() or 1)
+
+
+_threads = 1
+set_num_threads(_default_threads())
+
+
+# ---------------------------------------------------------------- splitting work
+def split(items, parts):
+    """``items`` (a sequence) cut into at most ``parts`` contiguous, nearly equal pieces."""
+    n = len(items)
+    parts = max(1, min(parts, n))
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return [items[bounds[i]:bounds[i + 1]] for i in range(parts)]
+
+
+def _run_inside(fn, part):
+    _inside.active = True
+    try:
+        return fn(part)
+    finally:
+        _inside.active = False
+
+
+def map_parts(fn, items, threads=None):
+    """[fn(part) for part in split(items, threads)], the parts run on separate threads.
+
+    ``threads`` defaults to ``get_num_threads()``; calls from inside a part run inline
+    (one level of parallelism). Exceptions from any part are raised here."""
+    global _pool
+    threads = _threads if threads is None else threads
+    if threads <= 1 or len(items) <= 1 or getattr(_inside, "active", False):
+        return [fn(items)]
+    parts = split(items, threads)
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max(1, _threads - 1), thread_name_prefix="tinyvision")
+    futures = [_pool.submit(_run_inside, fn, part) for part in parts[1:]]
+    first = _run_inside(fn, parts[0])
+    return [first] + [f.result() for f in futures]
+
+
+# Handing a part to another thread costs about 0.1 ms (measured: map_parts of two trivial
+# parts); below this many elements (or multiply-adds, for matmul) an op runs on one thread.
+MIN_SPLIT = 2**17
+
+
+def for_rows(fn, n, size):
+    """fn(rows) for slices ``rows`` that cover range(n), split over threads when the op
+    touches at least MIN_SPLIT elements (``size``). Unsplit, fn gets slice(None), the whole:
+    callers pass size 0 where the arrays do not share their first axis (or live on a GPU)."""
+    if size < MIN_SPLIT or _threads == 1 or n < 2:
+        return [fn(slice(None))]
+    return map_parts(lambda r: fn(slice(r.start, r.stop)), range(n))
+
+
+def elementwise(fn, *arrays):
+    """fn(*blocks) on matching row blocks of same-shaped arrays (outputs among them, written
+    with ``out=``), split over threads when large; otherwise fn(*arrays) once. Any layout
+    works: a block is the same index range of the first axis in every array."""
+    a = arrays[0]
+    if (a.ndim == 0 or not isinstance(a, np.ndarray)
+            or any(x.shape != a.shape for x in arrays[1:])):
+        fn(*arrays)
+        return
+    for_rows(lambda r: fn(*(x[r] for x in arrays)), a.shape[0], a.size)
+
+
+def matmul(a, b):
+    """a @ b for NumPy arrays of two or more axes, split over threads along a's first axis
+    (the rows of a matrix, or the stack of a batched product) when it is large; anything
+    else (CuPy arrays, vectors, broadcasting of a's stack) is one plain ``a @ b``."""
+    if not isinstance(a, np.ndarray) or a.ndim < 2 or b.ndim < 2 or _threads == 1:
+        return a @ b
+    if b.ndim > 2 and b.shape[:-2] != a.shape[:-2]:
+        return a @ b
+    work = a.size * b.shape[-1]
+    if work < MIN_SPLIT * 64 or a.shape[0] < 2:
+        return a @ b
+    out = np.empty(a.shape[:-1] + b.shape[-1:], dtype=np.result_type(a, b))
+    stacked = b.ndim > 2
+
+    def product(rows):
+        np.matmul(a[rows.start:rows.stop], b[rows.start:rows.stop] if stacked else b,
+                  out=out[rows.start:rows.stop])
+    map_parts(product, range(a.shape[0]))
+    return out
+
+
+def assign_rows(dst, src):
+    """dst[...] = src, the copy split over threads along the first axis (both views of the
+    same leading length). For the large layout copies around a convolution; a GPU array is
+    assigned in one call."""
+    if dst.shape[0] != src.shape[0]:
+        raise ValueError(f"assign_rows: leading axes differ, {dst.shape} vs {src.shape}")
+
+    def copy(rows):
+        dst[rows] = src[rows]
+    for_rows(copy, dst.shape[0], dst.size if isinstance(dst, np.ndarray) else 0)
+
+
+def contiguous(a):
+    """A C-contiguous copy of ``a`` (``a`` itself when it already is one), made by
+    ``assign_rows``."""
+    if a.flags.c_contiguous:
+        return a
+    if not isinstance(a, np.ndarray):
+        return a.copy()
+    out = np.empty(a.shape, dtype=a.dtype)
+    assign_rows(out, a)
+    return out
