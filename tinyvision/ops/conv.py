@@ -136,10 +136,16 @@ def _flat_offsets(kernel, dilation, Wp):
 def _chunks(xp, length, rows, itemsize):
     """Column blocks [lo, hi) of the flat axis whose (rows x block) slice of the columns is
     about 4 MB: it stays in the CPU's caches between the copy and the GEMM (4 MB was fastest
-    for ResNet-20 here, against 1, 8 and 16 MB). A GPU takes the whole axis at once."""
+    for ResNet-20 here, against 1, 8 and 16 MB, with one thread and with two). Their number
+    is a multiple of the thread count, so that every thread gets as many (ResNet-20's last
+    stage made 7 blocks: 4 on one thread, 3 on the other). A GPU takes the whole axis at once."""
     if xp.__name__ != "numpy":
         return [(0, length)]
     block = max(1024, min(32768, 2**22 // (rows * itemsize)))
+    threads = parallel.get_num_threads()
+    count = -(-length // block)
+    count = -(-count // threads) * threads if count > 1 else 1
+    block = -(-length // count)
     return [(lo, min(lo + block, length)) for lo in range(0, length, block)]
 
 
@@ -221,19 +227,13 @@ class Conv2d(Function):
         O, Cg, KH, KW = self.weight.shape
         N, C, H, W = self.x_shape
         (Ho, Wo), (ph, pw) = self.out_hw, self.padding
-        flat = self.stride == (1, 1)
-        if flat:  # the gradient on the padded output grid, zero outside the valid outputs
-            g2 = xp.zeros((O, N) + self.padded_hw, dtype=g.dtype)
-            parallel.assign_rows(g2[:, :, :Ho, :Wo], g.transpose(1, 0, 2, 3))
-        else:
-            g2 = parallel.contiguous(g.transpose(1, 0, 2, 3))
-        g2 = g2.reshape(G, O // G, -1)
         w2 = self.weight.reshape(G, O // G, -1)
         gx = gw = gb = None
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
-        if flat:
-            gx, gw = self._backward_flat(g2, w2, need_x, need_w)
+        if self.stride == (1, 1):
+            gx, gw = self._backward_flat(g, need_x, need_w)
         else:
+            g2 = parallel.contiguous(g.transpose(1, 0, 2, 3)).reshape(G, O // G, -1)
             gx, gw = self._backward_strided(g2, w2, need_x, need_w)
         if gw is not None:
             gw = gw.reshape(self.weight.shape)
@@ -272,54 +272,48 @@ class Conv2d(Function):
         gx = gxt[:, :, ph:ph + H, pw:pw + W] if need_x else None
         return gx, gw
 
-    def _backward_flat(self, g2, w2, need_x, need_w):
-        """Blocked backward of the stride-1 path: per block of the flat axis, recompute the
-        columns, accumulate dW += G_blk cols_blk^T, and scatter W^T G_blk back with the
-        shifted adds of col2im, which reach up to ``tail`` past the block's end.
+    def _backward_flat(self, g, need_x, need_w):
+        """Blocked backward of the stride-1 path, both gradients gathered block by block.
 
-        Threads each take a run of blocks (see ``parallel``) and keep their own dW. Their
-        scatters touch disjoint columns of dL/dxt except where a run's last block reaches
-        ``tail`` into the next run's first; so each run's last block is scattered into a
-        small private buffer, added in after the threads finish. That needs blocks at least
-        ``tail`` long (true for the usual kernels: tail = (KH-1) d Wp + (KW-1) d); where they
-        are not, the blocks run on one thread."""
+        G, the output gradient on the padded grid (zero at the positions outside the valid
+        outputs), is laid out flat like xt, shifted right by ``tail`` zeros. Then
+            dW = sum over blocks of G_blk cols_blk^T                     (cols recomputed from xt)
+            dL/dxt[c, q] = sum_{o,k} W[o, c, k] G[o, q - off_k] = (W' @ colsG)[c, q],
+            colsG[o, k, q] = Gshift[o, q + tail - off_k],   W'[c, (o, k)] = W[o, c, k]:
+        the input gradient is itself a stride-1 convolution of G (flipped offsets, weights with
+        the channel axes swapped), so each block of it is one im2col copy and one GEMM into
+        its own columns, with no scatter and no overlap between blocks. Threads each take a
+        run of blocks (see ``parallel``) and keep their own dW, added up at the end."""
         xp, G = self.xp, self.groups
         O, Cg, KH, KW = self.weight.shape
         N, C, H, W = self.x_shape
-        (Hp, Wp), (ph, pw), L = self.padded_hw, self.padding, g2.shape[2]
-        rows, tail = C * KH * KW, self.offsets[-1]
-        chunks = _chunks(xp, L, rows, g2.dtype.itemsize)
-        gxt = xp.zeros((C, L + tail), dtype=g2.dtype) if need_x else None
-
-        def scatter(dest, gcols, start):  # dest[:, start + off + q] += gcols[:, k, q] for every offset
-            for k, off in enumerate(self.offsets):
-                dest[:, start + off:start + off + gcols.shape[2]] += gcols[:, k]
+        (Ho, Wo), (Hp, Wp), (ph, pw) = self.out_hw, self.padded_hw, self.padding
+        L, KK, tail = N * Hp * Wp, KH * KW, self.offsets[-1]
+        gshift = xp.zeros((O, tail + L), dtype=g.dtype)
+        g2 = gshift[:, tail:]
+        parallel.assign_rows(g2.reshape(O, N, Hp, Wp)[:, :, :Ho, :Wo], g.transpose(1, 0, 2, 3))
+        g2 = g2.reshape(G, O // G, L)
+        # W'[g, c, (o, k)] = W[g*O/G + o, c, k], one small copy
+        wt = self.weight.reshape(G, O // G, Cg, KK).transpose(0, 2, 1, 3).reshape(G, Cg, O // G * KK)
+        flipped = [tail - off for off in self.offsets]
+        gx = xp.empty((C, L), dtype=g.dtype) if need_x else None
+        rows = max(C, O) * KK
+        chunks = _chunks(xp, L, rows, g.dtype.itemsize)
 
         def run(part):
-            buf = xp.empty((C, KH * KW, chunks[0][1]), dtype=g2.dtype)
-            gw = xp.zeros((G, O // G, rows // G), dtype=g2.dtype) if need_w else None
-            edge = None
-            for i, (lo, hi) in enumerate(part):
-                g_blk = g2[:, :, lo:hi]
+            buf = xp.empty((rows // KK, KK, chunks[0][1]), dtype=g.dtype)
+            gw = xp.zeros((G, O // G, Cg * KK), dtype=g.dtype) if need_w else None
+            for lo, hi in part:
                 if need_w:
-                    gw += _grad_weight(im2col_flat(self.xt, self.offsets, lo, hi, buf).reshape(G, rows // G, -1), g_blk)
+                    cols = im2col_flat(self.xt, self.offsets, lo, hi, buf[:C])
+                    gw += _grad_weight(cols.reshape(G, Cg * KK, -1), g2[:, :, lo:hi])
                 if need_x:
-                    gcols = xp.matmul(w2.swapaxes(1, 2), g_blk).reshape(C, KH * KW, -1)
-                    if i < len(part) - 1:
-                        scatter(gxt, gcols, lo)
-                    else:
-                        edge = (lo, xp.zeros((C, hi - lo + tail), dtype=g2.dtype))
-                        scatter(edge[1], gcols, 0)
-            return gw, edge
-
-        threads = None if tail <= chunks[0][1] else 1
-        (gw, edge), *others = parallel.map_parts(run, chunks, threads)
-        for gw_part, edge_part in [(None, edge)] + others:
-            if gw_part is not None:
-                gw += gw_part
-            if edge_part is not None:
-                gxt[:, edge_part[0]:edge_part[0] + edge_part[1].shape[1]] += edge_part[1]
-        gx = gxt[:, :L].reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] if need_x else None
+                    cols = im2col_flat(gshift, flipped, lo, hi, buf[:O])
+                    xp.matmul(wt, cols.reshape(G, O // G * KK, -1), out=gx.reshape(G, Cg, L)[:, :, lo:hi])
+            return gw
+        parts = parallel.map_parts(run, chunks)
+        gw = sum(parts) if need_w else None
+        gx = gx.reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] if need_x else None
         return gx, gw
 
 
