@@ -142,16 +142,24 @@ class BatchNorm(Function):
         gbeta = xp.empty(C, g2.dtype) if need_beta else None
 
         def rows(r):
-            if need_x:
-                _affine(xp, gx2[r], g2[r], None if self.gamma is None else self.gamma[r], None)
-                if self.training:
-                    _normalize_rows_backward(xp, gx2[r], self.xhat[r], self.invstd[r])
-                else:
-                    gx2[r] *= self.invstd[r]
+            # gamma is one number per row here, so the general formula factors as
+            #   dL/dx = k g - k sum(g) / M - xhat (k sum(g xhat) / M),   k = gamma / sqrt(var + eps),
+            # and sum(g) and sum(g xhat) are dL/dbeta and dL/dgamma: four passes over the rows
+            # fewer than forming dxhat = g gamma first (layer norm's per-column gamma cannot).
+            g, xhat = g2[r], self.xhat[r]
+            sum_g = _row_sums(xp, g)
+            sum_gx = xp.einsum("ij,ij->i", g, xhat)[:, None]
             if need_gamma:
-                ggamma[r] = xp.einsum("ij,ij->i", g2[r], self.xhat[r])
+                ggamma[r] = sum_gx[:, 0]
             if need_beta:
-                gbeta[r] = _row_sums(xp, g2[r])[:, 0]
+                gbeta[r] = sum_g[:, 0]
+            if need_x:
+                k = self.invstd[r] if self.gamma is None else self.invstd[r] * self.gamma[r]
+                xp.multiply(g, k, out=gx2[r])
+                if self.training:
+                    gx2[r] -= xhat * (k * sum_gx * (1.0 / M))
+                    gx2[r] -= k * sum_g * (1.0 / M)
+        M = g2.shape[1]
         parallel.for_rows(rows, C, _split_size(xp, g2))
         return (_from_channel_rows(xp, gx2, self.shape) if need_x else None), ggamma, gbeta
 
