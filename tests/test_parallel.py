@@ -144,6 +144,7 @@ SPLIT_OPS = {  # name: (function, input shapes); every op's rows or stack split 
     "gelu": (F.gelu, [(4, 3, 5)]),
     "gelu_tanh": (lambda a: F.gelu(a, approximate="tanh"), [(4, 3, 5)]),
     "add": (lambda a, b: a + b, [(4, 3, 5), (4, 3, 5)]),
+    "reshape_transposed": (lambda a: F.reshape(F.transpose(a, 0, 1), (6, 5)), [(2, 3, 5)]),
     "attention": (tv.nn.scaled_dot_product_attention, [(2, 3, 5, 4), (2, 3, 6, 4), (2, 3, 6, 4)]),
 }
 

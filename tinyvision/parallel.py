@@ -228,3 +228,16 @@ def contiguous(a):
     out = np.empty(a.shape, dtype=a.dtype)
     assign_rows(out, a)
     return out
+
+
+def reshape(a, shape):
+    """a.reshape(shape); where that needs a copy (a transposed view), the copy is made by
+    ``contiguous``, split over threads."""
+    if not isinstance(a, np.ndarray) or a.flags.c_contiguous or a.size < MIN_SPLIT or _threads == 1:
+        return a.reshape(shape)
+    try:
+        return a.reshape(shape, copy=False)
+    except ValueError:  # not expressible as a view
+        return contiguous(a).reshape(shape)
+    except TypeError:   # NumPy before 2.1 has no copy= argument
+        return a.reshape(shape)

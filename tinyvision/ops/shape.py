@@ -2,18 +2,20 @@
 gradient element back to where its value came from."""
 import numpy as np
 
+from .. import parallel
 from ..tensor import Function, Tensor
 
 
 class Reshape(Function):
-    """y = a viewed with a new shape;  dL/da = g reshaped to a's shape."""
+    """y = a viewed with a new shape;  dL/da = g reshaped to a's shape. Where the memory
+    order allows no view (a transposed input), the copy is split over threads."""
 
     def forward(self, a, shape):
         self.shape = a.shape
-        return a.reshape(shape)
+        return parallel.reshape(a, shape)
 
     def backward(self, g):
-        return g.reshape(self.shape)
+        return parallel.reshape(g, self.shape)
 
 
 class Permute(Function):
