@@ -66,6 +66,8 @@ def test_map_parts_raises_a_parts_exception(threads):
         return part
     with pytest.raises(KeyError, match="part two failed"):
         parallel.map_parts(fail_on_second, [1, 2, 3, 4])
+    with pytest.raises(KeyError, match="part one failed"):  # raised on the calling thread
+        parallel.map_parts(lambda part: {}["part one failed"] if 1 in part else part, [1, 2, 3, 4])
 
 
 def test_openblas_runs_one_thread_while_tinyvision_splits(threads):
@@ -77,6 +79,15 @@ def test_openblas_runs_one_thread_while_tinyvision_splits(threads):
     assert parallel.blas_num_threads() == 1
     threads(1)
     assert parallel.blas_num_threads() == own
+
+
+def test_thread_count_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TINYVISION_NUM_THREADS", "3")
+    assert parallel._default_threads() == 3
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("TINYVISION_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match="TINYVISION_NUM_THREADS must be a positive integer"):
+            parallel._default_threads()
 
 
 def test_set_num_threads_checks_its_argument():

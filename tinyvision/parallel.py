@@ -40,10 +40,9 @@ import numpy as np
 def _default_threads():
     env = os.environ.get("TINYVISION_NUM_THREADS")
     if env:
-        n = int(env)
-        if n < 1:
+        if not env.strip().isdigit() or int(env) < 1:
             raise ValueError(f"TINYVISION_NUM_THREADS must be a positive integer, got {env!r}")
-        return n
+        return int(env)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
@@ -155,7 +154,12 @@ def map_parts(fn, items, threads=None):
         if _pool is None:
             _pool = ThreadPoolExecutor(max(1, _threads - 1), thread_name_prefix="tinyvision")
     futures = [_pool.submit(_run_inside, fn, part) for part in parts[1:]]
-    first = _run_inside(fn, parts[0])
+    try:
+        first = _run_inside(fn, parts[0])
+    except BaseException:
+        for f in futures:  # let the other parts finish writing into the caller's arrays
+            f.exception()
+        raise
     return [first] + [f.result() for f in futures]
 
 
