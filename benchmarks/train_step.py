@@ -7,6 +7,7 @@ with --vs-torch the same architecture in PyTorch, timed in the same process on t
 threads, alternating step by step, with the ratio. --inference times eval-mode forward only.
 """
 import argparse
+import json
 import os
 import resource
 import sys
@@ -67,6 +68,53 @@ def timed(step, n):
     return times
 
 
+def measure(name, batch_size=128, steps=10, warmup=2, device="cpu", inference=False, vs_torch=False):
+    """Time ``name``'s training steps (or eval-mode forward passes); returns a dict of
+    images/s, the memory readings and, with ``vs_torch``, PyTorch's images/s and the ratio.
+    Memory is read before PyTorch is imported, so it is tinyvision's alone."""
+    tv.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = tv.models.create(name, num_classes=10).to(device)
+    model.train(not inference)
+    opt = tv.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = tv.tensor(rng.standard_normal((batch_size, 3, 32, 32)).astype(np.float32), device=device)
+    y = tv.tensor(rng.integers(0, 10, batch_size), device=device)
+    step = tv_step_fn(model, opt, x, y, inference, device)
+
+    result = dict(model=name, mode="inference" if inference else "training", batch_size=batch_size,
+                  device=device, numpy=np.__version__, threads=tv.parallel.compute_threads(),
+                  rss_before_mb=rss_mb())
+    for _ in range(warmup):
+        step()
+    result["rss_after_warmup_mb"] = rss_mb()
+    for _ in range(3):  # a few more steps on their own: the memory must stay flat
+        step()
+    result["rss_after_3_more_mb"] = rss_mb()
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    torch_step = None
+    if vs_torch:
+        try:
+            import torch
+        except ImportError:
+            raise SystemExit("--vs-torch needs PyTorch (pip install torch); it is not a tinyvision dependency")
+        torch.set_num_threads(tv.parallel.compute_threads())
+        torch_step = torch_step_fn(name, batch_size, inference, device)
+        for _ in range(warmup):
+            torch_step()
+        result["torch"] = torch.__version__
+    tv_times, torch_times = [], []
+    for _ in range(steps):  # alternate, so both see the same machine state
+        tv_times += timed(step, 1)
+        if torch_step:
+            torch_times += timed(torch_step, 1)
+    result["images_per_s"] = batch_size / float(np.median(tv_times))
+    if torch_step:
+        result["torch_images_per_s"] = batch_size / float(np.median(torch_times))
+        result["ratio"] = result["images_per_s"] / result["torch_images_per_s"]
+    result["step"] = step
+    return result
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="resnet20")
@@ -77,50 +125,24 @@ def main():
     p.add_argument("--inference", action="store_true", help="time eval-mode forward passes only")
     p.add_argument("--vs-torch", action="store_true", help="compare with PyTorch (if installed)")
     p.add_argument("--no-breakdown", action="store_true")
+    p.add_argument("--json", help="also write the measurements to this JSON file")
     args = p.parse_args()
 
-    tv.manual_seed(0)
-    rng = np.random.default_rng(0)
-    model = tv.models.create(args.model, num_classes=10).to(args.device)
-    model.train(not args.inference)
-    opt = tv.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = tv.tensor(rng.standard_normal((args.batch_size, 3, 32, 32)).astype(np.float32), device=args.device)
-    y = tv.tensor(rng.integers(0, 10, args.batch_size), device=args.device)
-    step = tv_step_fn(model, opt, x, y, args.inference, args.device)
-
-    rss0 = rss_mb()
-    for _ in range(args.warmup):
-        step()
-    rss_after_warmup = rss_mb()
-    torch_step = None
-    if args.vs_torch:
-        try:
-            import torch
-        except ImportError:
-            raise SystemExit("--vs-torch needs PyTorch (pip install torch); it is not a tinyvision dependency")
-        torch.set_num_threads(tv.parallel.compute_threads())
-        torch_step = torch_step_fn(args.model, args.batch_size, args.inference, args.device)
-        for _ in range(args.warmup):
-            torch_step()
-    tv_times, torch_times = [], []
-    for _ in range(args.steps):  # alternate, so both see the same machine state
-        tv_times += timed(step, 1)
-        if torch_step:
-            torch_times += timed(torch_step, 1)
-    rss_end = rss_mb()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    mode = "inference" if args.inference else "training"
-    tv_ips = args.batch_size / float(np.median(tv_times))
-    print(f"{args.model} {mode}, batch {args.batch_size}, {args.device}, numpy {np.__version__}, "
-          f"{tv.parallel.compute_threads()} thread(s)")
-    print(f"tinyvision: {tv_ips:8.1f} images/s  (median step {1e3 * np.median(tv_times):.0f} ms)")
-    print(f"memory: RSS {rss0:.0f} MB before, {rss_after_warmup:.0f} MB after warm-up, {rss_end:.0f} MB after "
-          f"{args.steps} more steps (flat = no leak); process peak {peak:.0f} MB")
-    if torch_step:
-        torch_ips = args.batch_size / float(np.median(torch_times))
-        print(f"PyTorch {torch.__version__}: {torch_ips:8.1f} images/s  -> ratio tinyvision/PyTorch = "
-              f"{tv_ips / torch_ips:.2f}")
+    r = measure(args.model, args.batch_size, args.steps, args.warmup, args.device, args.inference, args.vs_torch)
+    step = r.pop("step")
+    print(f"{r['model']} {r['mode']}, batch {r['batch_size']}, {r['device']}, numpy {r['numpy']}, "
+          f"{r['threads']} thread(s)")
+    print(f"tinyvision: {r['images_per_s']:8.1f} images/s  (median step {1e3 * r['batch_size'] / r['images_per_s']:.0f} ms)")
+    print(f"memory: RSS {r['rss_before_mb']:.0f} MB before, {r['rss_after_warmup_mb']:.0f} MB after warm-up, "
+          f"{r['rss_after_3_more_mb']:.0f} MB after 3 more steps (flat = no leak); peak {r['peak_rss_mb']:.0f} MB "
+          "(read before PyTorch is loaded)")
+    if "ratio" in r:
+        print(f"PyTorch {r['torch']}: {r['torch_images_per_s']:8.1f} images/s  -> ratio tinyvision/PyTorch = "
+              f"{r['ratio']:.2f}")
+    if args.json:
+        with open(args.json + ".tmp", "w") as f:
+            json.dump(r, f, indent=1)
+        os.replace(args.json + ".tmp", args.json)  # never a half-written file
     if not args.no_breakdown:
         with profile(sync=args.device == "cuda") as prof:
             for _ in range(3):

@@ -1,0 +1,27 @@
+"""The benchmark scripts run and report what the README's performance table is built from."""
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+import perf_table  # noqa: E402
+
+
+def test_perf_table_measures_training_and_inference(tmp_path, capsys):
+    out = tmp_path / "perf.json"
+    perf_table.main(["--models", "resnet20", "--steps", "1", "--batch-size", "4", "--no-torch", "--json", str(out)])
+    printed = capsys.readouterr().out
+    results = json.loads(out.read_text())["results"]
+    assert [(r["model"], r["mode"]) for r in results] == [("resnet20", "training"), ("resnet20", "inference")]
+    for r in results:
+        assert r["images_per_s"] > 0 and r["peak_rss_mb"] >= r["rss_before_mb"] > 0
+        assert "ratio" not in r
+    assert "| resnet20 | training |" in printed and "| resnet20 | inference |" in printed
+
+
+def test_vs_torch_ratio_where_pytorch_is_installed(tmp_path):
+    pytest.importorskip("torch", reason="PyTorch is an optional reference, not a dependency")
+    r = perf_table.run("resnet20", False, 1, 4, torch=True)
+    assert r["ratio"] == pytest.approx(r["images_per_s"] / r["torch_images_per_s"])
