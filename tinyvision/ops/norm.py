@@ -108,21 +108,29 @@ class BatchNorm(Function):
             raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
         self.gamma = gamma.reshape(C, 1) if gamma is not None else None
         beta = beta.reshape(C, 1) if beta is not None else None
-        self.xhat, y = xp.empty(x2.shape, x2.dtype), xp.empty(x2.shape, x2.dtype)
+        y = xp.empty(x2.shape, x2.dtype)
         stats = xp.empty((3, C, 1), dtype=x2.dtype)  # invstd, mean, variance
-        if not training:
+        if training:
+            self.xhat = xp.empty(x2.shape, x2.dtype)
+
+            def rows(r):
+                _normalize_rows(xp, x2[r], eps, self.xhat[r], stats[:, r])
+                _affine(xp, y[r], self.xhat[r], None if gamma is None else self.gamma[r],
+                        None if beta is None else beta[r])
+        else:
+            # With fixed statistics y is an affine map of x, y = a x + b, a = gamma / sqrt(var + eps),
+            # b = beta - mean a: two passes, and backward needs x, not xhat (see there).
             stats[0] = 1.0 / xp.sqrt(running_var.reshape(C, 1) + eps)
             stats[1] = running_mean.reshape(C, 1)
+            a = stats[0] if gamma is None else stats[0] * self.gamma
+            b = -stats[1] * a if beta is None else beta - stats[1] * a
+            self.x2 = x2
 
-        def rows(r):
-            if training:
-                _normalize_rows(xp, x2[r], eps, self.xhat[r], stats[:, r])
-            else:
-                xp.multiply(x2[r] - stats[1, r], stats[0, r], out=self.xhat[r])
-            _affine(xp, y[r], self.xhat[r], None if gamma is None else self.gamma[r],
-                    None if beta is None else beta[r])
+            def rows(r):
+                xp.multiply(x2[r], a[r], out=y[r])
+                y[r] += b[r]
         parallel.for_rows(rows, C, _split_size(xp, x2))
-        self.invstd = stats[0]
+        self.invstd, self.mean = stats[0], stats[1]
         if training and running_mean is not None:
             running_mean *= 1.0 - momentum
             running_mean += momentum * stats[1, :, 0]
@@ -133,7 +141,7 @@ class BatchNorm(Function):
     def backward(self, g):
         xp = self.xp
         g2 = _channel_rows(xp, g)
-        C = g2.shape[0]
+        C, M = g2.shape
         need_x = self.needs_input_grad[0]
         need_gamma = len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
         need_beta = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
@@ -146,9 +154,14 @@ class BatchNorm(Function):
             #   dL/dx = k g - k sum(g) / M - xhat (k sum(g xhat) / M),   k = gamma / sqrt(var + eps),
             # and sum(g) and sum(g xhat) are dL/dbeta and dL/dgamma: four passes over the rows
             # fewer than forming dxhat = g gamma first (layer norm's per-column gamma cannot).
-            g, xhat = g2[r], self.xhat[r]
+            # In evaluation the statistics are constants, dL/dx = k g, and
+            # sum(g xhat) = (sum(g x) - mean sum(g)) / sqrt(var + eps) comes from x itself.
+            g = g2[r]
             sum_g = _row_sums(xp, g)
-            sum_gx = xp.einsum("ij,ij->i", g, xhat)[:, None]
+            if self.training:
+                sum_gx = xp.einsum("ij,ij->i", g, self.xhat[r])[:, None]
+            elif need_gamma:
+                sum_gx = (xp.einsum("ij,ij->i", g, self.x2[r])[:, None] - self.mean[r] * sum_g) * self.invstd[r]
             if need_gamma:
                 ggamma[r] = sum_gx[:, 0]
             if need_beta:
@@ -157,9 +170,8 @@ class BatchNorm(Function):
                 k = self.invstd[r] if self.gamma is None else self.invstd[r] * self.gamma[r]
                 xp.multiply(g, k, out=gx2[r])
                 if self.training:
-                    gx2[r] -= xhat * (k * sum_gx * (1.0 / M))
+                    gx2[r] -= self.xhat[r] * (k * sum_gx * (1.0 / M))
                     gx2[r] -= k * sum_g * (1.0 / M)
-        M = g2.shape[1]
         parallel.for_rows(rows, C, _split_size(xp, g2))
         return (_from_channel_rows(xp, gx2, self.shape) if need_x else None), ggamma, gbeta
 
