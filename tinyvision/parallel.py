@@ -71,7 +71,7 @@ def _find_openblas():
     for path in candidates + [None]:  # None: symbols already loaded into the process
         try:
             lib = ctypes.CDLL(path)
-        except OSError:
+        except (OSError, TypeError):  # TypeError: Windows cannot open the process itself (None)
             continue
         for prefix in ("scipy_openblas_", "openblas_"):
             for suffix in ("64_", ""):
