@@ -252,6 +252,11 @@ CONV_CASES = [  # (C, O, kernel, stride, padding, dilation, groups, H, W)
     (4, 6, (3, 3), (1, 1), (1, 1), (1, 1), 2, 5, 5),
     (4, 4, (3, 3), (2, 2), (1, 1), (1, 1), 4, 6, 6),
     (3, 5, (1, 1), (1, 1), (0, 0), (1, 1), 1, 4, 3),
+    # stride 1 with more padding than the kernel reaches (the flat layout's shared padding
+    # must then widen to hold every output), and uneven kernels and paddings
+    (2, 3, (3, 3), (1, 1), (3, 2), (1, 1), 1, 4, 5),
+    (2, 2, (1, 1), (1, 1), (1, 1), (1, 1), 1, 3, 4),
+    (3, 2, (3, 2), (1, 1), (1, 0), (1, 2), 1, 5, 6),
 ]
 
 

@@ -17,12 +17,13 @@ ReLU, residual adds) keep it, and the next convolution's channel-major copy then
 contiguous memory. No transpose copy is made on either side of a layer.
 
 Stride 1, the common case, goes further ("flat" im2col). Seen as one long row per channel,
-xt_flat[c, q] with q = (n*Hp + h)*Wp + w, every kernel offset is a constant shift
-off = ki*d*Wp + kj*d, so the columns for all outputs on the padded grid are
+xt_flat[c, q] with q = (n*Hs + h)*Ws + w, every kernel offset is a constant shift
+off = ki*d*Ws + kj*d, so the columns for all outputs on the grid are
 cols[c, k, q] = xt_flat[c, q + off_k]: K*K contiguous copies of whole rows instead of N*C*Ho
-short rows each. The GEMM then also yields outputs at the (Hp*Wp - Ho*Wo) positions outside
-the valid grid (13% more work at 32x32 with padding 1); they are cropped away, and in
-backward the gradient there is zero, so they contribute nothing. The flat axis is processed
+short rows each. Images and rows share their zero padding (``flat_grid``: an 8x8 image with
+padding 1 takes a 9x9 cell, not 10x10). The GEMM then also yields outputs at the
+(Hs*Ws - Ho*Wo) positions outside the valid grid (6% more work at 32x32, 27% at 8x8); they
+are cropped away, and in backward the gradient there is zero, so they contribute nothing. The flat axis is processed
 in blocks whose columns stay in cache (about 4 MB): each block is copied, multiplied and
 forgotten before the next, so the columns never travel to main memory and no large buffer
 is allocated. Measured on ResNet-20's first stage (batch 128): im2col + GEMM 17.4 ms for the
@@ -122,13 +123,29 @@ def col2im(xp, cols, padded_hw, stride, dilation, out=None):
     return out
 
 
-def pad_flat(xp, x, ph, pw, tail):
-    """(N, C, H, W) -> zero-padded (C, N*Hp*Wp + tail): each channel one long row, with
-    ``tail`` zeros so that shifted reads past the last image stay inside the array."""
+def flat_grid(H, W, padding, out_hw):
+    """The grid (Hs, Ws) that the flat layout gives each image, and ``lead``, the zeros in
+    front of the first image.
+
+    Neighbouring images (and rows) share their zero padding: between two images' real rows
+    lie Hs - H >= ph zero rows, which serve as the bottom padding of one and the top padding of
+    the next (likewise Ws - W >= pw zero columns between rows), since a valid output's window
+    reaches at most ph rows (pw columns) past its image's edge. So Hs = max(H + ph, Ho) rather
+    than H + 2 ph: 9x9 instead of 10x10 for an 8x8 image with padding 1, 27% fewer columns to
+    copy and multiply (9% at 16x16, 6% at 32x32)."""
+    (ph, pw), (Ho, Wo) = padding, out_hw
+    Hs, Ws = max(H + ph, Ho), max(W + pw, Wo)
+    return Hs, Ws, ph * Ws + pw
+
+
+def pad_flat(xp, x, grid, lead, tail):
+    """(N, C, H, W) -> (C, lead + N*Hs*Ws + tail), zeros everywhere but x[n, c, h, w] at
+    lead + (n*Hs + h)*Ws + w: each channel one long row, ``grid`` = (Hs, Ws) per image (see
+    ``flat_grid``), with room for the shifted reads before the first and past the last image."""
     N, C, H, W = x.shape
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    flat = xp.zeros((C, N * Hp * Wp + tail), dtype=x.dtype)
-    parallel.assign_rows(flat[:, :N * Hp * Wp].reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + W],
+    Hs, Ws = grid
+    flat = xp.zeros((C, lead + N * Hs * Ws + tail), dtype=x.dtype)
+    parallel.assign_rows(flat[:, lead:lead + N * Hs * Ws].reshape(C, N, Hs, Ws)[:, :, :H, :W],
                          x.transpose(1, 0, 2, 3))
     return flat
 
@@ -198,11 +215,11 @@ class Conv2d(Function):
         self.x_shape, self.out_hw, self.weight = x.shape, (Ho, Wo), weight
         w2 = weight.reshape(groups, O // groups, -1)
         if self.stride == (1, 1):
-            ph, pw = self.padding
-            Hp, Wp = self.padded_hw = (H + 2 * ph, W + 2 * pw)
-            self.offsets = _flat_offsets(self.kernel, self.dilation, Wp)
-            self.xt = pad_flat(xp, x, ph, pw, self.offsets[-1])
-            L = N * Hp * Wp
+            Hs, Ws, lead = flat_grid(H, W, self.padding, (Ho, Wo))
+            self.grid, self.lead = (Hs, Ws), lead
+            self.offsets = _flat_offsets(self.kernel, self.dilation, Ws)
+            self.xt = pad_flat(xp, x, self.grid, lead, self.offsets[-1])
+            L = N * Hs * Ws
             y = xp.empty((groups, O // groups, L), dtype=x.dtype)
             chunks = _chunks(xp, L, C * KH * KW, x.dtype.itemsize)
 
@@ -212,7 +229,7 @@ class Conv2d(Function):
                     cols = im2col_flat(self.xt, self.offsets, lo, hi, buf)
                     xp.matmul(w2, cols.reshape(groups, Cg * KH * KW, -1), out=y[:, :, lo:hi])
             parallel.map_parts(fill, chunks)
-            y = parallel.contiguous(y.reshape(O, N, Hp, Wp)[:, :, :Ho, :Wo])
+            y = parallel.contiguous(y.reshape(O, N, Hs, Ws)[:, :, :Ho, :Wo])
         else:  # strided: the images split over threads, each its own im2col and GEMM
             self.xt = pad_channels_first(xp, x, *self.padding)
             y = xp.empty((groups, O // groups, N * Ho * Wo), dtype=x.dtype)
@@ -280,11 +297,12 @@ class Conv2d(Function):
     def _backward_flat(self, g, need_x, need_w):
         """Blocked backward of the stride-1 path, both gradients gathered block by block.
 
-        G, the output gradient on the padded grid (zero at the positions outside the valid
-        outputs), is laid out flat like xt, shifted right by ``tail`` zeros. Then
+        G, the output gradient on the flat grid (zero at the positions outside the valid
+        outputs), is laid out like the outputs, shifted right by ``tail`` zeros (Gshift). With
+        x's value at t stored at xt[lead + t] (see ``pad_flat``),
             dW = sum over blocks of G_blk cols_blk^T                     (cols recomputed from xt)
-            dL/dxt[c, q] = sum_{o,k} W[o, c, k] G[o, q - off_k] = (W' @ colsG)[c, q],
-            colsG[o, k, q] = Gshift[o, q + tail - off_k],   W'[c, (o, k)] = W[o, c, k]:
+            dL/dx[c, t] = sum_{o,k} W[o, c, k] G[o, lead + t - off_k] = (W' @ colsG)[c, t],
+            colsG[o, k, t] = Gshift[o, t + lead + tail - off_k],   W'[c, (o, k)] = W[o, c, k]:
         the input gradient is itself a stride-1 convolution of G (flipped offsets, weights with
         the channel axes swapped), so each block of it is one im2col copy and one GEMM into
         its own columns, with no scatter and no overlap between blocks. Threads each take a
@@ -292,15 +310,15 @@ class Conv2d(Function):
         xp, G = self.xp, self.groups
         O, Cg, KH, KW = self.weight.shape
         N, C, H, W = self.x_shape
-        (Ho, Wo), (Hp, Wp), (ph, pw) = self.out_hw, self.padded_hw, self.padding
-        L, KK, tail = N * Hp * Wp, KH * KW, self.offsets[-1]
-        gshift = xp.zeros((O, tail + L), dtype=g.dtype)
-        g2 = gshift[:, tail:]
-        parallel.assign_rows(g2.reshape(O, N, Hp, Wp)[:, :, :Ho, :Wo], g.transpose(1, 0, 2, 3))
+        (Ho, Wo), (Hs, Ws), lead = self.out_hw, self.grid, self.lead
+        L, KK, tail = N * Hs * Ws, KH * KW, self.offsets[-1]
+        gshift = xp.zeros((O, tail + L + lead), dtype=g.dtype)
+        g2 = gshift[:, tail:tail + L]
+        parallel.assign_rows(g2.reshape(O, N, Hs, Ws)[:, :, :Ho, :Wo], g.transpose(1, 0, 2, 3))
         g2 = g2.reshape(G, O // G, L)
         # W'[g, c, (o, k)] = W[g*O/G + o, c, k], one small copy
         wt = self.weight.reshape(G, O // G, Cg, KK).transpose(0, 2, 1, 3).reshape(G, Cg, O // G * KK)
-        flipped = [tail - off for off in self.offsets]
+        flipped = [lead + tail - off for off in self.offsets]
         gx = xp.empty((C, L), dtype=g.dtype) if need_x else None
         rows = max(C, O) * KK
         chunks = _chunks(xp, L, rows, g.dtype.itemsize)
@@ -318,7 +336,7 @@ class Conv2d(Function):
             return gw
         parts = parallel.map_parts(run, chunks)
         gw = sum(parts) if need_w else None
-        gx = gx.reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] if need_x else None
+        gx = gx.reshape(C, N, Hs, Ws)[:, :, :H, :W] if need_x else None
         return gx, gw
 
 
