@@ -356,7 +356,6 @@ def test_to_tensor_normalize_cutout(images):
     np.testing.assert_allclose(x[1, 2, 3, 4], images[1, 3, 4, 2] / 255.0, rtol=1e-6)
     y = data.Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))(x)
     np.testing.assert_allclose(y, (x - 0.5) / 0.25, rtol=1e-6)
-    ones = np.ones((6, 3, 32, 32), np.float32)
     cut = data.Cutout(8)(np.ones((200, 3, 32, 32), np.float32), np.random.default_rng(0))
     assert ((cut == 0).all(axis=1) == (cut == 0).any(axis=1)).all()        # same square in every channel
     for zero in cut[:, 0] == 0:                                             # a filled 8x8 square,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tinyvision as tv
-from tinyvision import models, nn
+from tinyvision import models
 from tinyvision.models import BasicBlock, Block, DropPath, PadShortcut, PatchEmbed
 from tinyvision.models.resnet import _cifar_resnet
 

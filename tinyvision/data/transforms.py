@@ -7,7 +7,6 @@ batch of one. Each transform takes ``rng`` (a NumPy Generator) for its random ch
 DataLoader can give every batch its own reproducible stream. Arrays may be NumPy or CuPy
 (augmentation on the GPU): random parameters are drawn on the host, pixels move on the device.
 """
-import math
 
 import numpy as np
 

@@ -245,10 +245,8 @@ class Conv2d(Function):
         return y.transpose(1, 0, 2, 3)
 
     def backward(self, g):
-        xp, G = self.xp, self.groups
-        O, Cg, KH, KW = self.weight.shape
-        N, C, H, W = self.x_shape
-        (Ho, Wo), (ph, pw) = self.out_hw, self.padding
+        G = self.groups
+        O = self.weight.shape[0]
         w2 = self.weight.reshape(G, O // G, -1)
         gx = gw = gb = None
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]

@@ -28,7 +28,6 @@ import os
 from .. import backend, data, models, nn, optim
 from ..models.pretrained import LoadResult, fit_pos_embed
 from ..serialization import load
-from ..train import TrainConfig
 from .splits import ClassSplit, label_fraction_indices
 from .trainer import AdaptedTrainer
 
