@@ -168,6 +168,12 @@ def map_parts(fn, items, threads=None):
 MIN_SPLIT = 2**17
 
 
+def split_size(a):
+    """The work ``for_rows`` is told about for array ``a``: its size, or 0 for a GPU array
+    (never split: CuPy already runs each op in parallel)."""
+    return a.size if isinstance(a, np.ndarray) else 0
+
+
 def for_rows(fn, n, size):
     """fn(rows) for slices ``rows`` that cover range(n), split over threads when the op
     touches at least MIN_SPLIT elements (``size``). Unsplit, fn gets slice(None), the whole:
@@ -219,7 +225,7 @@ def assign_rows(dst, src):
 
     def copy(rows):
         dst[rows] = src[rows]
-    for_rows(copy, dst.shape[0], dst.size if isinstance(dst, np.ndarray) else 0)
+    for_rows(copy, dst.shape[0], split_size(dst))
 
 
 def contiguous(a):

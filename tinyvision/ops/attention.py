@@ -51,7 +51,7 @@ class ScaledDotProductAttention(Function):
                 s = s + bias                            # a bias with more leading axes than S
         if mask is not None:
             s = xp.where(mask, s, -xp.inf)
-        parallel.for_rows(lambda r: _softmax_inplace(xp, s[r]), len(s), s.size if xp is np else 0)
+        parallel.for_rows(lambda r: _softmax_inplace(xp, s[r]), len(s), parallel.split_size(s))
         self.a, self.q, self.k, self.v, self.scale = s, q, k, v, scale
         self.drop = None
         if dropout_p > 0.0:
@@ -75,8 +75,8 @@ class ScaledDotProductAttention(Function):
         def softmax_backward(r):                        # dS = A (dA - rowsum(G O)), in place
             ds[r] -= (g[r] * self.out[r]).sum(axis=-1, keepdims=True)
             ds[r] *= a[r]
-        aligned = self.xp is np and a.shape == ds.shape == g.shape  # same rows in all three
-        parallel.for_rows(softmax_backward, len(ds), ds.size if aligned else 0)
+        aligned = a.shape == ds.shape == g.shape  # same rows in all three
+        parallel.for_rows(softmax_backward, len(ds), parallel.split_size(ds) if aligned else 0)
         # Scale the fresh (N, d) products in place rather than dS (which is also dbias).
         dq = dk = None
         if need_q:

@@ -238,7 +238,7 @@ class Conv2d(Function):
                 n0, n1, _ = images.indices(N)
                 cols = im2col(xp, self.xt[:, images], self.kernel, self.stride, self.dilation, self.out_hw)
                 xp.matmul(w2, cols.reshape(groups, Cg * KH * KW, -1), out=y[:, :, n0 * Ho * Wo:n1 * Ho * Wo])
-            parallel.for_rows(fill, N, _split_size(xp, self.xt))
+            parallel.for_rows(fill, N, parallel.split_size(self.xt))
             y = y.reshape(O, N, Ho, Wo)
         if bias is not None:
             y += bias.reshape(O, 1, 1, 1)
@@ -287,7 +287,7 @@ class Conv2d(Function):
                 col2im(xp, gcols.reshape((C, KH, KW, n1 - n0) + self.out_hw), self.xt.shape[2:],
                        self.stride, self.dilation, out=gxt[:, images])
             return gw
-        parts = parallel.for_rows(run, N, _split_size(xp, self.xt))
+        parts = parallel.for_rows(run, N, parallel.split_size(self.xt))
         gw = sum(parts) if need_w else None
         gx = gxt[:, :, ph:ph + H, pw:pw + W] if need_x else None
         return gx, gw
@@ -336,11 +336,6 @@ class Conv2d(Function):
         gw = sum(parts) if need_w else None
         gx = gx.reshape(C, N, Hs, Ws)[:, :, :H, :W] if need_x else None
         return gx, gw
-
-
-def _split_size(xp, a):
-    """The work ``parallel.for_rows`` is told about: none for GPU arrays (never split)."""
-    return a.size if xp.__name__ == "numpy" else 0
 
 
 def _grad_weight(cols, g2):

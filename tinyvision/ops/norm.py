@@ -35,11 +35,6 @@ def _row_sums(xp, a, scale=1.0):
     return (a @ xp.full(a.shape[1], scale, dtype=a.dtype))[:, None]
 
 
-def _split_size(xp, a):
-    """How much work ``for_rows`` is told about: none on a GPU (CuPy runs each op in parallel)."""
-    return a.size if xp.__name__ == "numpy" else 0
-
-
 def _normalize_rows(xp, x2, eps, xhat, stats):
     """Normalise each row of x2 into xhat (same shape); stats (3, rows, 1) receives
     1/sqrt(var + eps), the mean and the (biased) variance of each row."""
@@ -129,7 +124,7 @@ class BatchNorm(Function):
             def rows(r):
                 xp.multiply(x2[r], a[r], out=y[r])
                 y[r] += b[r]
-        parallel.for_rows(rows, C, _split_size(xp, x2))
+        parallel.for_rows(rows, C, parallel.split_size(x2))
         self.invstd, self.mean = stats[0], stats[1]
         if training and running_mean is not None:
             running_mean *= 1.0 - momentum
@@ -172,7 +167,7 @@ class BatchNorm(Function):
                 if self.training:
                     gx2[r] -= self.xhat[r] * (k * sum_gx * (1.0 / M))
                     gx2[r] -= k * sum_g * (1.0 / M)
-        parallel.for_rows(rows, C, _split_size(xp, g2))
+        parallel.for_rows(rows, C, parallel.split_size(g2))
         return (_from_channel_rows(xp, gx2, self.shape) if need_x else None), ggamma, gbeta
 
 
@@ -196,7 +191,7 @@ class LayerNorm(Function):
         def rows(r):  # the weight and bias are per feature (column): the same for every block
             _normalize_rows(xp, x2[r], eps, self.xhat[r], stats[:, r])
             _affine(xp, y[r], self.xhat[r], self.weight, bias)
-        parallel.for_rows(rows, x2.shape[0], _split_size(xp, x2))
+        parallel.for_rows(rows, x2.shape[0], parallel.split_size(x2))
         self.invstd = stats[0]
         return y.reshape(x.shape)
 
@@ -216,7 +211,7 @@ class LayerNorm(Function):
             gw = xp.einsum("ij,ij->j", g2[r], self.xhat[r]) if need_w else None
             gb = xp.ones(g2[r].shape[0], dtype=g2.dtype) @ g2[r] if need_b else None
             return gw, gb
-        parts = parallel.for_rows(rows, g2.shape[0], _split_size(xp, g2))
+        parts = parallel.for_rows(rows, g2.shape[0], parallel.split_size(g2))
         gw = sum(p[0] for p in parts) if need_w else None
         gb = sum(p[1] for p in parts) if need_b else None
         return ((gx2.reshape(self.shape) if need_x else None),
