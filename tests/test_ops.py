@@ -257,6 +257,14 @@ CONV_CASES = [  # (C, O, kernel, stride, padding, dilation, groups, H, W)
     (2, 3, (3, 3), (1, 1), (3, 2), (1, 1), 1, 4, 5),
     (2, 2, (1, 1), (1, 1), (1, 1), (1, 1), 1, 3, 4),
     (3, 2, (3, 2), (1, 1), (1, 0), (1, 2), 1, 5, 6),
+    # strided convolutions on polyphase planes: ResNet's downsampling shape, stride 3 with
+    # dilation 2 (taps on three planes), stride 2 with dilation 2 (every tap on one plane, the
+    # other three get zero gradient); non-overlapping windows take the strided im2col path
+    (2, 3, (3, 3), (2, 2), (1, 1), (1, 1), 1, 8, 8),
+    (2, 3, (3, 3), (3, 3), (1, 1), (2, 2), 1, 8, 7),
+    (2, 2, (3, 3), (2, 2), (1, 1), (2, 2), 1, 7, 7),
+    (3, 4, (1, 1), (2, 2), (0, 0), (1, 1), 1, 5, 6),
+    (3, 2, (4, 4), (4, 4), (0, 0), (1, 1), 1, 8, 8),
 ]
 
 

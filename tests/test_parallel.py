@@ -151,6 +151,7 @@ SPLIT_OPS = {  # name: (function, input shapes); every op's rows or stack split 
     "matmul_batched": (F.matmul, [(4, 3, 5), (4, 5, 2)]),
     "matmul_2d": (F.matmul, [(6, 5), (5, 3)]),
     "conv2d_strided": (lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1), [(4, 3, 7, 7), (5, 3, 3, 3), (5,)]),
+    "conv2d_patches": (lambda x, w, b: F.conv2d(x, w, b, stride=2), [(4, 3, 6, 6), (5, 3, 2, 2), (5,)]),
     "relu": (F.relu, [(4, 3, 5)]),
     "gelu": (F.gelu, [(4, 3, 5)]),
     "gelu_tanh": (lambda a: F.gelu(a, approximate="tanh"), [(4, 3, 5)]),

@@ -20,19 +20,27 @@ Stride 1, the common case, goes further ("flat" im2col). Seen as one long row pe
 xt_flat[c, q] with q = (n*Hs + h)*Ws + w, every kernel offset is a constant shift
 off = ki*d*Ws + kj*d, so the columns for all outputs on the grid are
 cols[c, k, q] = xt_flat[c, q + off_k]: K*K contiguous copies of whole rows instead of N*C*Ho
-short rows each. Images and rows share their zero padding (``flat_grid``: an 8x8 image with
+short rows each. Images and rows share their zero padding (``FlatLayout``: an 8x8 image with
 padding 1 takes a 9x9 cell, not 10x10). The GEMM then also yields outputs at the
 (Hs*Ws - Ho*Wo) positions outside the valid grid (6% more work at 32x32, 27% at 8x8); they
-are cropped away, and in backward the gradient there is zero, so they contribute nothing. The flat axis is processed
-in blocks whose columns stay in cache (about 4 MB): each block is copied, multiplied and
-forgotten before the next, so the columns never travel to main memory and no large buffer
-is allocated. Measured on ResNet-20's first stage (batch 128): im2col + GEMM 17.4 ms for the
-whole matrix, 11.4 ms in blocks; a ResNet-20 training step went from 1030 to 800 ms with
-the flat, blocked path. Its backward needs no col2im: the input gradient is itself a
-stride-1 convolution of the output gradient (see ``Conv2d._backward_flat``), so it is built
-block by block with the same copy-and-GEMM, each block writing only its own columns.
+are cropped away, and in backward the gradient there is zero, so they contribute nothing.
+The flat axis is processed in blocks whose columns stay in cache (about 4 MB): each block is
+copied, multiplied and forgotten before the next, so the columns never travel to main memory
+and no large buffer is allocated. Measured on ResNet-20's first stage (batch 128): im2col +
+GEMM 17.4 ms for the whole matrix, 11.4 ms in blocks; a ResNet-20 training step went from
+1030 to 800 ms with the flat, blocked path. Its backward needs no col2im: the input gradient
+is itself a flat convolution of the output gradient (see ``Conv2d._backward_flat``), so it is
+built block by block with the same copy-and-GEMM, each block writing only its own columns.
 
-Threads. On a multi-core CPU the blocks (stride 1) or the images (strided) are split over
+Strided convolutions with overlapping windows (ResNet's stride-2 3x3) take the flat path too,
+on polyphase planes: split by pixel position modulo the stride, the input becomes s*s images
+on which every tap is again a constant shift (``FlatLayout``). One stride-2 layer of
+ResNet-20 (16 -> 32 channels, 32x32, batch 128, one core) went from 39 to 28 ms forward +
+backward, against the strided im2col's stride-2 reads and col2im scatter. Windows that do not
+overlap (a ViT's 4x4 stride-4 patches, 1x1 stride-2 shortcuts) keep the strided path: there
+im2col copies each input once at most.
+
+Threads. On a multi-core CPU the blocks (flat path) or the images (strided path) are split over
 the cores, each thread with its own column buffer and its own share of dW (``parallel``).
 
 Workspaces. The column matrices are the largest temporaries of a CNN (75 MB for a 16-channel
@@ -123,36 +131,86 @@ def col2im(xp, cols, padded_hw, stride, dilation, out=None):
     return out
 
 
-def flat_grid(H, W, padding, out_hw):
-    """The grid (Hs, Ws) that the flat layout gives each image, and ``lead``, the zeros in
-    front of the first image.
+class FlatLayout:
+    """Where the flat path keeps a convolution's input: the zero-padded images laid out as
+    long rows ("planes"), one per channel, on which every kernel tap is a constant shift.
 
-    Neighbouring images (and rows) share their zero padding: between two images' real rows
-    lie Hs - H >= ph zero rows, which serve as the bottom padding of one and the top padding of
-    the next (likewise Ws - W >= pw zero columns between rows), since a valid output's window
-    reaches at most ph rows (pw columns) past its image's edge. So Hs = max(H + ph, Ho) rather
-    than H + 2 ph: 9x9 instead of 10x10 for an 8x8 image with padding 1, 27% fewer columns to
-    copy and multiply (9% at 16x16, 6% at 32x32)."""
-    (ph, pw), (Ho, Wo) = padding, out_hw
-    Hs, Ws = max(H + ph, Ho), max(W + pw, Wo)
-    return Hs, Ws, ph * Ws + pw
+    The images are stacked: image n's padded row r sits at stacked row n*R + r, so that
+    neighbouring images share their zero padding (between two images' real rows lie
+    R - H >= ph zero rows, enough for the bottom padding of one and the top padding of the
+    next, since a window reaches at most ph rows past its image's edge); likewise R_w per row.
+    R = s * max(ceil((H + ph) / s), Ho), a multiple of the stride: an 8x8 image with padding 1
+    takes a 9x9 cell instead of 10x10 (27% fewer columns to copy and multiply; 9% at 16x16,
+    6% at 32x32).
 
+    Stride s > 1 (polyphase): the stacked image is split into s*s planes by the position of
+    each pixel modulo s, plane (a, b) holding stacked pixel (s i + a, s j + b) at
+    (i, j) = flat index i * Ws + j, with Ws = R_w / s. Output (i, j) reads tap (ki, kj) at stacked
+    (s i + ki d, s j + kj d), which is plane ((ki d) % s, (kj d) % s) at (i + ki d // s,
+    j + kj d // s): again a constant shift of the flat index, so strided convolutions get the
+    same contiguous copies as stride 1 (a stride-2 3x3 kernel reads four planes with 4, 2, 2
+    and 1 taps). Stride 1 is the case of one plane.
 
-def pad_flat(xp, x, grid, lead, tail):
-    """(N, C, H, W) -> (C, lead + N*Hs*Ws + tail), zeros everywhere but x[n, c, h, w] at
-    lead + (n*Hs + h)*Ws + w: each channel one long row, ``grid`` = (Hs, Ws) per image (see
-    ``flat_grid``), with room for the shifted reads before the first and past the last image."""
-    N, C, H, W = x.shape
-    Hs, Ws = grid
-    flat = xp.zeros((C, lead + N * Hs * Ws + tail), dtype=x.dtype)
-    parallel.assign_rows(flat[:, lead:lead + N * Hs * Ws].reshape(C, N, Hs, Ws)[:, :, :H, :W],
-                         x.transpose(1, 0, 2, 3))
-    return flat
+    The output grid is the planes' grid: N * Hs * Ws positions (Hs = R / s), of which the
+    valid outputs are i < Ho, j < Wo; the rest is computed and cropped away."""
 
+    def __init__(self, x_shape, kernel, stride, padding, dilation, out_hw):
+        N, C, H, W = x_shape
+        self.x_shape, self.stride, self.padding, self.out_hw = x_shape, stride, padding, out_hw
+        (sh, sw), (ph, pw), (Ho, Wo) = stride, padding, out_hw
+        self.grid = (max(-(-(H + ph) // sh), Ho), max(-(-(W + pw) // sw), Wo))  # (Hs, Ws)
+        self.length = N * self.grid[0] * self.grid[1]
+        # each tap (ki, kj) as (plane, shift); planes numbered by the taps that use them
+        self.planes, self.taps = [], []
+        for ki in range(kernel[0]):
+            for kj in range(kernel[1]):
+                (di, a), (dj, b) = divmod(ki * dilation[0], sh), divmod(kj * dilation[1], sw)
+                if (a, b) not in self.planes:
+                    self.planes.append((a, b))
+                self.taps.append((self.planes.index((a, b)), di * self.grid[1] + dj))
+        self.tail = max(off for _, off in self.taps)
 
-def _flat_offsets(kernel, dilation, Wp):
-    """Shift of each kernel offset (ki, kj) along a flattened padded image row."""
-    return [ki * dilation[0] * Wp + kj * dilation[1] for ki in range(kernel[0]) for kj in range(kernel[1])]
+    def _pixels(self, plane, grid):
+        """The real pixels among plane (a, b)'s entries: (slice of the image's rows, slice of
+        its columns) and the (rows, columns) of ``grid`` (C, N, Hs, Ws) that hold them."""
+        (a, b), (sh, sw), (ph, pw) = plane, self.stride, self.padding
+        H, W = self.x_shape[2:]
+        h0, w0 = (a - ph) % sh, (b - pw) % sw  # first image row (column) landing on this plane
+        rows, cols = slice(h0, H, sh), slice(w0, W, sw)
+        i0, j0 = (h0 + ph) // sh, (w0 + pw) // sw
+        nr, nc = len(range(h0, H, sh)), len(range(w0, W, sw))
+        return (rows, cols), grid[:, :, i0:i0 + nr, j0:j0 + nc]
+
+    def load(self, xp, x):
+        """x (N, C, H, W) -> planes (P, C, length + tail): zeros but for the pixels of x."""
+        N, C = self.x_shape[:2]
+        flat = xp.zeros((len(self.planes), C, self.length + self.tail), dtype=x.dtype)
+        xc = x.transpose(1, 0, 2, 3)
+        for p, plane in enumerate(self.planes):
+            (rows, cols), dst = self._pixels(plane, self.as_grid(flat[p]))
+            parallel.assign_rows(dst, xc[:, :, rows, cols])
+        return flat
+
+    def as_grid(self, a):
+        """The first ``length`` entries of (rows, ...) as (rows, N, Hs, Ws)."""
+        return a[:, :self.length].reshape(a.shape[0], self.x_shape[0], *self.grid)
+
+    def unload(self, xp, planes):
+        """Adjoint of ``load``: planes (P, C, length) -> (C, N, H, W), the values at the pixels
+        (a view for stride 1, else one strided copy per plane)."""
+        N, C, H, W = self.x_shape
+        if self.stride == (1, 1):
+            return self._pixels(self.planes[0], self.as_grid(planes[0]))[1]
+        out = (xp.zeros if len(self.planes) < self.stride[0] * self.stride[1] else xp.empty)(
+            (C, N, H, W), dtype=planes.dtype)  # pixels on no tap's plane get zero gradient
+        for p, plane in enumerate(self.planes):
+            (rows, cols), src = self._pixels(plane, self.as_grid(planes[p]))
+            parallel.assign_rows(out[:, :, rows, cols], src)
+        return out
+
+    def crop(self, y):
+        """y (rows, length) on the output grid -> (rows, N, Ho, Wo), the valid outputs."""
+        return self.as_grid(y)[:, :, :self.out_hw[0], :self.out_hw[1]]
 
 
 def _chunks(xp, length, rows, itemsize):
@@ -171,12 +229,15 @@ def _chunks(xp, length, rows, itemsize):
     return [(lo, min(lo + block, length)) for lo in range(0, length, block)]
 
 
-def im2col_flat(flat, offsets, lo, hi, out):
-    """Columns lo..hi of the flat im2col: out[c, k, q - lo] = flat[c, q + offsets[k]]."""
+def im2col_flat(planes, taps, lo, hi, buf):
+    """Columns lo..hi of the flat im2col: cols[c, k, q - lo] = planes[p_k][c, q + off_k] for the
+    taps (p_k, off_k) (see ``FlatLayout``), written into the front of the 1-D ``buf`` (so that
+    cols is contiguous and reshapes for the GEMM without a copy)."""
     n = hi - lo
-    for k, off in enumerate(offsets):
-        out[:, k, :n] = flat[:, lo + off:hi + off]
-    return out[:, :, :n]
+    cols = buf[:planes[0].shape[0] * len(taps) * n].reshape(-1, len(taps), n)
+    for k, (p, off) in enumerate(taps):
+        cols[:, k] = planes[p][:, lo + off:hi + off]
+    return cols
 
 
 def _check_input(x, name, channels=None):
@@ -214,22 +275,24 @@ class Conv2d(Function):
                              f"padding {self.padding} and dilation {self.dilation}")
         self.x_shape, self.out_hw, self.weight = x.shape, (Ho, Wo), weight
         w2 = weight.reshape(groups, O // groups, -1)
-        if self.stride == (1, 1):
-            Hs, Ws, lead = flat_grid(H, W, self.padding, (Ho, Wo))
-            self.grid, self.lead = (Hs, Ws), lead
-            self.offsets = _flat_offsets(self.kernel, self.dilation, Ws)
-            self.xt = pad_flat(xp, x, self.grid, lead, self.offsets[-1])
-            L = N * Hs * Ws
-            y = xp.empty((groups, O // groups, L), dtype=x.dtype)
-            chunks = _chunks(xp, L, C * KH * KW, x.dtype.itemsize)
+        # The flat path unless windows do not overlap (kernel * dilation <= stride on both axes,
+        # e.g. a ViT's patch embedding): then im2col copies each input once at most and the
+        # strided path needs no planes.
+        self.flat = self.stride == (1, 1) or any(
+            k * d > st for k, d, st in zip(self.kernel, self.dilation, self.stride))
+        if self.flat:
+            self.layout = lay = FlatLayout(x.shape, self.kernel, self.stride, self.padding, self.dilation, (Ho, Wo))
+            self.xt = lay.load(xp, x)
+            y = xp.empty((groups, O // groups, lay.length), dtype=x.dtype)
+            chunks = _chunks(xp, lay.length, C * KH * KW, x.dtype.itemsize)
 
             def fill(part):  # one thread's run of blocks, each written to its own slice of y
-                buf = xp.empty((C, KH * KW, chunks[0][1]), dtype=x.dtype)
+                buf = xp.empty(C * KH * KW * chunks[0][1], dtype=x.dtype)
                 for lo, hi in part:
-                    cols = im2col_flat(self.xt, self.offsets, lo, hi, buf)
+                    cols = im2col_flat(self.xt, lay.taps, lo, hi, buf)
                     xp.matmul(w2, cols.reshape(groups, Cg * KH * KW, -1), out=y[:, :, lo:hi])
             parallel.map_parts(fill, chunks)
-            y = parallel.contiguous(y.reshape(O, N, Hs, Ws)[:, :, :Ho, :Wo])
+            y = parallel.contiguous(lay.crop(y.reshape(O, -1)))
         else:  # strided: the images split over threads, each its own im2col and GEMM
             self.xt = pad_channels_first(xp, x, *self.padding)
             y = xp.empty((groups, O // groups, N * Ho * Wo), dtype=x.dtype)
@@ -250,7 +313,7 @@ class Conv2d(Function):
         w2 = self.weight.reshape(G, O // G, -1)
         gx = gw = gb = None
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
-        if self.stride == (1, 1):
+        if self.flat:
             gx, gw = self._backward_flat(g, need_x, need_w)
         else:
             g2 = parallel.contiguous(g.transpose(1, 0, 2, 3)).reshape(G, O // G, -1)
@@ -293,48 +356,53 @@ class Conv2d(Function):
         return gx, gw
 
     def _backward_flat(self, g, need_x, need_w):
-        """Blocked backward of the stride-1 path, both gradients gathered block by block.
+        """Blocked backward of the flat path, both gradients gathered block by block.
 
-        G, the output gradient on the flat grid (zero at the positions outside the valid
-        outputs), is laid out like the outputs, shifted right by ``tail`` zeros (Gshift). With
-        x's value at t stored at xt[lead + t] (see ``pad_flat``),
-            dW = sum over blocks of G_blk cols_blk^T                     (cols recomputed from xt)
-            dL/dx[c, t] = sum_{o,k} W[o, c, k] G[o, lead + t - off_k] = (W' @ colsG)[c, t],
-            colsG[o, k, t] = Gshift[o, t + lead + tail - off_k],   W'[c, (o, k)] = W[o, c, k]:
-        the input gradient is itself a stride-1 convolution of G (flipped offsets, weights with
-        the channel axes swapped), so each block of it is one im2col copy and one GEMM into
-        its own columns, with no scatter and no overlap between blocks. Threads each take a
-        run of blocks (see ``parallel``) and keep their own dW, added up at the end."""
-        xp, G = self.xp, self.groups
+        G, the output gradient on the output grid (zero off the valid outputs), is stored
+        after ``tail`` zeros (Gshift[o, tail + t] = G[o, t]). With the taps (plane p_k, shift
+        off_k) of ``FlatLayout``, y[o, t] = sum_{c,k} W[o, c, k] planes[p_k][c, t + off_k], so
+            dW = sum over blocks of G_blk cols_blk^T                     (cols recomputed)
+            dL/dplanes[p][c, u] = sum_{o, k with p_k = p} W[o, c, k] G[o, u - off_k]
+                                = (W'_p @ colsG_p)[c, u],   colsG_p[o, k, u] = Gshift[o, u + tail - off_k]:
+        the gradient of each plane is itself a flat convolution of G (flipped shifts, weights
+        with the channel axes swapped, W'_p[c, (o, k)] = W[o, c, k], over that plane's taps),
+        so each block of it is one im2col copy and one GEMM per plane into its own columns, with
+        no scatter and no overlap between blocks; ``FlatLayout.unload`` then reads dL/dx off
+        the planes. Threads each take a run of blocks (see ``parallel``) and keep their own dW,
+        added up at the end."""
+        xp, G, lay = self.xp, self.groups, self.layout
         O, Cg, KH, KW = self.weight.shape
-        N, C, H, W = self.x_shape
-        (Ho, Wo), (Hs, Ws), lead = self.out_hw, self.grid, self.lead
-        L, KK, tail = N * Hs * Ws, KH * KW, self.offsets[-1]
-        gshift = xp.zeros((O, tail + L + lead), dtype=g.dtype)
-        g2 = gshift[:, tail:tail + L]
-        parallel.assign_rows(g2.reshape(O, N, Hs, Ws)[:, :, :Ho, :Wo], g.transpose(1, 0, 2, 3))
-        g2 = g2.reshape(G, O // G, L)
-        # W'[g, c, (o, k)] = W[g*O/G + o, c, k], one small copy
-        wt = self.weight.reshape(G, O // G, Cg, KK).transpose(0, 2, 1, 3).reshape(G, Cg, O // G * KK)
-        flipped = [lead + tail - off for off in self.offsets]
-        gx = xp.empty((C, L), dtype=g.dtype) if need_x else None
+        C = self.x_shape[1]
+        L, KK, tail = lay.length, KH * KW, lay.tail
+        gshift = xp.zeros((O, tail + L), dtype=g.dtype)
+        parallel.assign_rows(lay.crop(gshift[:, tail:]), g.transpose(1, 0, 2, 3))
+        g2 = gshift[:, tail:].reshape(G, O // G, L)
+        # per plane: its taps' flipped shifts and W'[g, c, (o, k)] = W[g*O/G + o, c, k], small copies
+        w4 = self.weight.reshape(G, O // G, Cg, KK).transpose(0, 2, 1, 3)
+        grads = []
+        for p in range(len(lay.planes)):
+            ks = [k for k, (q, _) in enumerate(lay.taps) if q == p]
+            grads.append(([(0, tail - lay.taps[k][1]) for k in ks],
+                          w4[:, :, :, ks].reshape(G, Cg, O // G * len(ks))))
+        gx = xp.empty((len(lay.planes), C, L), dtype=g.dtype) if need_x else None
         rows = max(C, O) * KK
         chunks = _chunks(xp, L, rows, g.dtype.itemsize)
 
         def run(part):
-            buf = xp.empty((rows // KK, KK, chunks[0][1]), dtype=g.dtype)
+            buf = xp.empty(rows * chunks[0][1], dtype=g.dtype)
             gw = xp.zeros((G, O // G, Cg * KK), dtype=g.dtype) if need_w else None
             for lo, hi in part:
                 if need_w:
-                    cols = im2col_flat(self.xt, self.offsets, lo, hi, buf[:C])
+                    cols = im2col_flat(self.xt, lay.taps, lo, hi, buf)
                     gw += _grad_weight(cols.reshape(G, Cg * KK, -1), g2[:, :, lo:hi])
                 if need_x:
-                    cols = im2col_flat(gshift, flipped, lo, hi, buf[:O])
-                    xp.matmul(wt, cols.reshape(G, O // G * KK, -1), out=gx.reshape(G, Cg, L)[:, :, lo:hi])
+                    for p, (taps, wt) in enumerate(grads):
+                        cols = im2col_flat((gshift,), taps, lo, hi, buf)
+                        xp.matmul(wt, cols.reshape(G, -1, hi - lo), out=gx[p].reshape(G, Cg, L)[:, :, lo:hi])
             return gw
         parts = parallel.map_parts(run, chunks)
         gw = sum(parts) if need_w else None
-        gx = gx.reshape(C, N, Hs, Ws)[:, :, :H, :W] if need_x else None
+        gx = lay.unload(xp, gx) if need_x else None
         return gx, gw
 
 
