@@ -1,12 +1,13 @@
 """The differentiable ops, as functions on Tensors (and as Tensor methods, attached below).
 
 Each op family lives in its own module with its Function classes (forward, backward and the
-formula together): ``elementwise``, ``reduce``, ``shape``, ``linalg``, ``conv``, ``norm``,
-``loss``. This module is the thin functional layer users call: ``tv.exp(x)``,
+formula together): ``elementwise``, ``reduce``, ``shape``, ``linalg``, ``conv``, ``pool``,
+``norm``, ``attention``, ``loss``, ``resize``. This module is the thin functional layer users call: ``tv.exp(x)``,
 ``tv.nn.functional.conv2d(x, w)``, ``x.sum(axis=1)``.
 """
-from ..tensor import Tensor, is_grad_enabled
+from ..tensor import Tensor
 from . import conv as _conv
+from . import pool as _pool
 from . import elementwise as _ew
 from . import linalg as _linalg
 from . import loss as _loss
@@ -202,11 +203,11 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
-    return _conv.MaxPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
+    return _pool.MaxPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    return _conv.AvgPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
+    return _pool.AvgPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
 
 
 # ------------------------------------------------------------------ normalisation

@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from ..tensor import Function
-from .conv import AvgPool2d
+from .pool import AvgPool2d
 from .reduce import Mean
 
 
