@@ -4,6 +4,17 @@ from ..tensor import Function
 from .conv import _check_input, _pair, _window, col2im, conv_out_size, im2col, pad_channels_first
 
 
+def _geometry(fn, x, kernel_size, stride, padding):
+    """Checked pooling parameters as pairs, and the output size: (k, s, p, (Ho, Wo));
+    the stride defaults to the window size."""
+    _check_input(x, fn)
+    k = _pair(kernel_size, "kernel_size")
+    s = _pair(stride if stride is not None else kernel_size, "stride")
+    p = _pair(padding, "padding")
+    H, W = x.shape[2:]
+    return k, s, p, (conv_out_size(H, k[0], s[0], p[0], 1), conv_out_size(W, k[1], s[1], p[1], 1))
+
+
 class MaxPool2d(Function):
     """y[n, c, i, j] = max over the k x k window at (i*s - p, j*s - p) (padding is -inf).
 
@@ -13,12 +24,8 @@ class MaxPool2d(Function):
 
     def forward(self, x, kernel_size, stride=None, padding=0):
         xp = self.xp
-        _check_input(x, "max_pool2d")
-        k = _pair(kernel_size, "kernel_size")
-        s = _pair(stride if stride is not None else kernel_size, "stride")
-        p = _pair(padding, "padding")
-        N, C, H, W = x.shape
-        Ho, Wo = conv_out_size(H, k[0], s[0], p[0], 1), conv_out_size(W, k[1], s[1], p[1], 1)
+        k, s, p, (Ho, Wo) = _geometry("max_pool2d", x, kernel_size, stride, padding)
+        N, C = x.shape[:2]
         xt = pad_channels_first(xp, x, *p, value=-xp.inf) if p != (0, 0) else x.transpose(1, 0, 2, 3)
         y = None
         self.arg = xp.zeros((C, N, Ho, Wo), dtype=xp.int16)
@@ -54,12 +61,7 @@ class AvgPool2d(Function):
 
     def forward(self, x, kernel_size, stride=None, padding=0):
         xp = self.xp
-        _check_input(x, "avg_pool2d")
-        k = _pair(kernel_size, "kernel_size")
-        s = _pair(stride if stride is not None else kernel_size, "stride")
-        p = _pair(padding, "padding")
-        N, C, H, W = x.shape
-        Ho, Wo = conv_out_size(H, k[0], s[0], p[0], 1), conv_out_size(W, k[1], s[1], p[1], 1)
+        k, s, p, (Ho, Wo) = _geometry("avg_pool2d", x, kernel_size, stride, padding)
         xt = pad_channels_first(xp, x, *p)
         cols = im2col(xp, xt, k, s, (1, 1), (Ho, Wo))
         self.k, self.s, self.p, self.x_shape, self.padded_hw = k, s, p, x.shape, xt.shape[2:]
