@@ -3,9 +3,11 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+import micro  # noqa: E402
 import perf_table  # noqa: E402
 
 
@@ -25,3 +27,13 @@ def test_vs_torch_ratio_where_pytorch_is_installed(tmp_path):
     pytest.importorskip("torch", reason="PyTorch is an optional reference, not a dependency")
     r = perf_table.run("resnet20", False, 1, 4, torch=True)
     assert r["ratio"] == pytest.approx(r["images_per_s"] / r["torch_images_per_s"])
+
+
+def test_micro_gives_tinyvision_channel_major_activations():
+    # the layout tinyvision's layers pass each other: same values, (C, N, H, W) in memory
+    a = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    cm = micro.channel_major(a)
+    assert np.array_equal(cm, a) and not cm.flags.c_contiguous
+    assert cm.transpose(1, 0, 2, 3).flags.c_contiguous
+    w = np.ones((3, 4), dtype=np.float32)
+    assert micro.channel_major(w) is w
