@@ -7,7 +7,7 @@ Each library gets its activations in the memory order its own layers hand each o
 contiguous NCHW, tinyvision (N, C, H, W) views of channel-major (C, N, H, W) memory, which is
 what its convolutions, batch norms and ReLUs produce (see tinyvision/ops/conv.py). Fed NCHW
 memory instead, a tinyvision convolution pays a transposing copy it never makes inside a
-network (16-channel 3x3 at 32x32, two threads: 33 vs 26 ms).
+network (16-channel 3x3 at 32x32, two threads: about 33 vs 27 ms).
 """
 import argparse
 import os

@@ -2,8 +2,8 @@
 
 Each op family lives in its own module with its Function classes (forward, backward and the
 formula together): ``elementwise``, ``reduce``, ``shape``, ``linalg``, ``conv``, ``pool``,
-``norm``, ``attention``, ``loss``, ``resize``. This module is the thin functional layer users call: ``tv.exp(x)``,
-``tv.nn.functional.conv2d(x, w)``, ``x.sum(axis=1)``.
+``norm``, ``attention``, ``loss``, ``resize``. This module is the thin functional layer users
+call: ``tv.exp(x)``, ``tv.nn.functional.conv2d(x, w)``, ``x.sum(axis=1)``.
 """
 from ..tensor import Tensor
 from . import conv as _conv

@@ -184,8 +184,7 @@ class FlatLayout:
 
     def load(self, xp, x):
         """x (N, C, H, W) -> planes (P, C, length + tail): zeros but for the pixels of x."""
-        N, C = self.x_shape[:2]
-        flat = xp.zeros((len(self.planes), C, self.length + self.tail), dtype=x.dtype)
+        flat = xp.zeros((len(self.planes), self.x_shape[1], self.length + self.tail), dtype=x.dtype)
         xc = x.transpose(1, 0, 2, 3)
         for p, plane in enumerate(self.planes):
             (rows, cols), dst = self._pixels(plane, self.as_grid(flat[p]))
@@ -309,16 +308,14 @@ class Conv2d(Function):
         return y.transpose(1, 0, 2, 3)
 
     def backward(self, g):
-        G = self.groups
-        O = self.weight.shape[0]
-        w2 = self.weight.reshape(G, O // G, -1)
-        gx = gw = gb = None
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
+        gb = None
         if self.flat:
             gx, gw = self._backward_flat(g, need_x, need_w)
         else:
+            G, O = self.groups, self.weight.shape[0]
             g2 = parallel.contiguous(g.transpose(1, 0, 2, 3)).reshape(G, O // G, -1)
-            gx, gw = self._backward_strided(g2, w2, need_x, need_w)
+            gx, gw = self._backward_strided(g2, self.weight.reshape(G, O // G, -1), need_x, need_w)
         if gw is not None:
             gw = gw.reshape(self.weight.shape)
         if gx is not None:
