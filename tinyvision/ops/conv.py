@@ -170,6 +170,9 @@ class FlatLayout:
                     self.planes.append((a, b))
                 self.taps.append((self.planes.index((a, b)), di * self.grid[1] + dj))
         self.tail = max(off for _, off in self.taps)
+        # the taps grouped by plane (indices into taps), for the backward's per-plane products
+        self.plane_taps = [[k for k, (q, _) in enumerate(self.taps) if q == p]
+                           for p in range(len(self.planes))]
 
     def _pixels(self, plane, grid):
         """The real pixels among plane (a, b)'s entries: (slice of the image's rows, slice of
@@ -377,11 +380,8 @@ class Conv2d(Function):
         g2 = gshift[:, tail:].reshape(G, O // G, L)
         # per plane: its taps' flipped shifts and W'[g, c, (o, k)] = W[g*O/G + o, c, k], small copies
         w4 = self.weight.reshape(G, O // G, Cg, KK).transpose(0, 2, 1, 3)
-        grads = []
-        for p in range(len(lay.planes)):
-            ks = [k for k, (q, _) in enumerate(lay.taps) if q == p]
-            grads.append(([(0, tail - lay.taps[k][1]) for k in ks],
-                          w4[:, :, :, ks].reshape(G, Cg, O // G * len(ks))))
+        grads = [([(0, tail - lay.taps[k][1]) for k in ks], w4[:, :, :, ks].reshape(G, Cg, O // G * len(ks)))
+                 for ks in lay.plane_taps]
         gx = xp.empty((len(lay.planes), C, L), dtype=g.dtype) if need_x else None
         rows = max(C, O) * KK
         chunks = _chunks(xp, L, rows, g.dtype.itemsize)
