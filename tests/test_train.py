@@ -36,6 +36,22 @@ def test_training_loss_falls_and_writes_the_run(cifar_dir, tmp_path):
     assert all(np.isfinite(h["test_acc"]) for h in history)
 
 
+def test_eval_every_tests_those_epochs_and_the_last(cifar_dir, tmp_path):
+    from tinyvision.plots import plot_learning_curves, read_metrics
+    lines = []
+    trainer = Trainer(config(cifar_dir, tmp_path / "run", epochs=3, eval_every=2), progress=False, log=lines.append)
+    history = trainer.fit()
+    assert [h["test_acc"] is not None for h in history] == [False, True, True]
+    assert "test every 2 epochs" in lines[0] and "test loss" in lines[1] and "test loss" in lines[2]
+    rows = read_metrics(str(tmp_path / "run"))  # the skipped epoch's test fields are empty in the CSV
+    assert ["test_acc" in r for r in rows] == [False, True, True]
+    assert trainer.best_acc == max(history[1]["test_acc"], history[2]["test_acc"])
+    fig = plot_learning_curves(str(tmp_path / "run"))
+    assert len(fig.axes[1].lines[1].get_xdata()) == 2  # the test curve has the two tested epochs
+    with pytest.raises(ValueError, match="eval_every: expected an integer >= 1, got 0"):
+        Trainer(config(cifar_dir, tmp_path / "bad", eval_every=0), progress=False)
+
+
 def test_resume_after_interruption_is_exact(cifar_dir, tmp_path, monkeypatch):
     straight = Trainer(config(cifar_dir, tmp_path / "a", model="resnet20", lr=0.05), progress=False)
     straight.fit()
@@ -78,9 +94,10 @@ def run_cli(*args, cwd):
 
 def test_cli_train_eval_predict_plot(cifar_dir, tmp_path):
     out = tmp_path / "cli_run"
-    r = run_cli("train", "--model", "vit_cifar_tiny", "--data", cifar_dir, "--epochs", "1",
+    r = run_cli("train", "--model", "vit_cifar_tiny", "--data", cifar_dir, "--epochs", "2", "--eval-every", "3",
                 "--batch-size", "25", "--out", str(out), "--no-progress", cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
+    assert "epoch 1: train loss" in r.stdout and "test every 3 epochs" in r.stdout  # only the last is tested
     assert "best test accuracy" in r.stdout
     r = run_cli("eval", str(out / "best.tvz"), "--data", cifar_dir, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
