@@ -56,12 +56,10 @@ def cmd_train(args):
         values["out"] = args.out or os.path.join("runs", args.model)
         trainer = Trainer(TrainConfig(**values), progress=not args.no_progress)
     try:
-        history = trainer.fit()
+        trainer.fit()
     except KeyboardInterrupt:
         return 130
-    best = max(h["test_acc"] for h in history if h["test_acc"] is not None)
-    print(f"done: {len(history)} epochs, best test accuracy {best:.4f}, "
-          f"{history[-1]['wall_time'] / 60:.1f} min; run folder {trainer.cfg.out}")
+    print(trainer.summary())
     return 0
 
 

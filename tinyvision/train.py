@@ -358,6 +358,11 @@ class Trainer:
                 raise
         return self.history
 
+    def summary(self):
+        """The line the commands print when a run ends (best among the tested epochs)."""
+        return (f"done: {len(self.history)} epochs, best test accuracy {self.best_acc:.4f}, "
+                f"{self.history[-1]['wall_time'] / 60:.1f} min; run folder {self.cfg.out}")
+
     def _write_metrics(self):
         keys = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time",
                 "images_per_s", "wall_time"]

@@ -34,12 +34,6 @@ def _config(args, **fields):
     return TrainConfig(**dict(values, **fields))
 
 
-def _report(history, out):
-    best = max(h["test_acc"] for h in history)
-    print(f"done: {len(history)} epochs, best test accuracy {best:.4f}, "
-          f"{history[-1]['wall_time'] / 60:.1f} min; run folder {out}")
-
-
 def cmd_finetune(args):
     from .finetune import FinetuneOptions, FinetuneTrainer
     from .splits import parse_classes
@@ -59,10 +53,10 @@ def cmd_finetune(args):
           f"({', '.join(new[:4])}{'...' if len(new) > 4 else ''}), "
           f"{len(trainer.info['trainable'])} trainable tensors, classes {trainer.classes}")
     try:
-        history = trainer.fit()
+        trainer.fit()
     except KeyboardInterrupt:
         return 130
-    _report(history, trainer.cfg.out)
+    print(trainer.summary())
     return 0
 
 
@@ -73,11 +67,11 @@ def cmd_pretrain(args):
     cfg = _config(args, out=out, label_smoothing=0.0)
     trainer = PretextTrainer(cfg, args.method, progress=not args.no_progress, **kwargs)
     try:
-        history = trainer.fit()
+        trainer.fit()
     except KeyboardInterrupt:
         return 130
     path = trainer.export(os.path.join(out, "backbone.safetensors"))
-    _report(history, out)
+    print(trainer.summary())
     print(f"backbone weights: {path}  (fine-tune with: python -m tinyvision finetune {path} --data ...)")
     return 0
 
