@@ -47,7 +47,9 @@ def test_eval_every_tests_those_epochs_and_the_last(cifar_dir, tmp_path):
     assert ["test_acc" in r for r in rows] == [False, True, True]
     assert trainer.best_acc == max(history[1]["test_acc"], history[2]["test_acc"])
     fig = plot_learning_curves(str(tmp_path / "run"))
-    assert len(fig.axes[1].lines[1].get_xdata()) == 2  # the test curve has the two tested epochs
+    test_curve = fig.axes[1].lines[1]
+    assert len(test_curve.get_xdata()) == 2  # the test curve has the two tested epochs
+    assert test_curve.get_marker() == "o"  # each measured, so a reader sees where the gaps are
     with pytest.raises(ValueError, match="eval_every: expected an integer >= 1, got 0"):
         Trainer(config(cifar_dir, tmp_path / "bad", eval_every=0), progress=False)
 
