@@ -28,17 +28,15 @@ def plot_learning_curves(runs, path=None, x="epoch"):
 
     runs = {os.path.basename(os.path.normpath(runs)): runs} if isinstance(runs, str) else dict(runs)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    for label, run_dir in runs.items():
+    for n, (label, run_dir) in enumerate(runs.items()):
         rows = read_metrics(run_dir)
         xs = [r[x] / (60 if x == "wall_time" else 1) for r in rows]
         # runs with --eval-every K skip some epochs; markers show where the test was measured
         tested = [i for i, r in enumerate(rows) if "test_acc" in r]
-        line, = ax_loss.plot(xs, [r["train_loss"] for r in rows], label=f"{label} train")
-        ax_loss.plot([xs[i] for i in tested], [rows[i]["test_loss"] for i in tested], "--o", ms=3,
-                     color=line.get_color(), label=f"{label} test")
-        ax_acc.plot(xs, [r["train_acc"] for r in rows], color=line.get_color(), label=f"{label} train")
-        ax_acc.plot([xs[i] for i in tested], [rows[i]["test_acc"] for i in tested], "--o", ms=3,
-                    color=line.get_color(), label=f"{label} test")
+        for ax, key in ((ax_loss, "loss"), (ax_acc, "acc")):  # one colour per run on both axes
+            ax.plot(xs, [r[f"train_{key}"] for r in rows], color=f"C{n}", label=f"{label} train")
+            ax.plot([xs[i] for i in tested], [rows[i][f"test_{key}"] for i in tested], "--o", ms=3,
+                    color=f"C{n}", label=f"{label} test")
     xlabel = "wall time (min)" if x == "wall_time" else "epoch"
     for ax, name in ((ax_loss, "cross-entropy loss"), (ax_acc, "accuracy")):
         ax.set_xlabel(xlabel)
