@@ -1,5 +1,6 @@
 """End to end: train a tiny model for a few steps on a generated CIFAR-format fixture; the loss
 falls, a resumed run continues exactly where it stopped, and eval, predict and plot work."""
+import json
 import os
 import signal
 import subprocess
@@ -54,6 +55,50 @@ def test_eval_every_tests_those_epochs_and_the_last(cifar_dir, tmp_path):
         Trainer(config(cifar_dir, tmp_path / "bad", eval_every=0), progress=False)
 
 
+def test_translate_moves_the_image_and_fills_the_border():
+    from tinyvision.train import translate
+    a = np.arange(2 * 3 * 4, dtype=np.float32).reshape(1, 2, 3, 4)
+    fill = np.array([-1.0, -2.0], np.float32).reshape(2, 1, 1)
+    out = translate(a, 1, -2, fill)  # one pixel down, two left
+    expected = np.empty_like(a)
+    expected[0, 0], expected[0, 1] = -1.0, -2.0
+    expected[:, :, 1:, :2] = a[:, :, :2, 2:]
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(ValueError, match="cannot move a 3x4 image by"):
+        translate(a, 3, 0, fill)
+
+
+def test_tta_averages_the_shifted_and_mirrored_views(cifar_dir):
+    """predict_logits' views, rebuilt the way training augments: shift the raw images with
+    black (zero) padding, as RandomCrop does, then normalise; mirror; average the logits."""
+    import tinyvision as tv
+    from tinyvision import data
+    from tinyvision.train import build_transform, predict_logits
+    model = tv.models.create("resnet20")
+    test_set = data.CIFAR10(cifar_dir, train=False)
+    images, labels = test_set.data[:6], np.asarray(test_set.targets[:6])
+    norm = build_transform("none", model.default_cfg["mean"], model.default_cfg["std"])
+    model.eval()
+    views = []
+    for dy, dx in [(0, 0), (2, 0), (-2, 0), (0, 2), (0, -2)]:
+        padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))
+        moved = padded[:, 2 - dy:34 - dy, 2 - dx:34 - dx]  # content moves dy down, dx right
+        views += [moved, moved[:, :, ::-1]]
+    with tv.no_grad():
+        expected = np.mean([model(tv.tensor(norm(v))).data for v in views], axis=0)
+    loader = [(tv.tensor(norm(images)), tv.tensor(labels))]
+    logits, targets = predict_logits(model.train(), loader, tta_flip=True, tta_shift=2)
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(targets, labels)
+    assert model.training  # restored
+    plain, _ = predict_logits(model, loader)
+    assert not np.allclose(plain, logits, atol=1e-3)  # the views do change the answer
+    with pytest.raises(ValueError, match="tta_shift: expected a whole number of pixels >= 0, got -1"):
+        predict_logits(model, loader, tta_shift=-1)
+    with pytest.raises(ValueError, match="tta_shift"):  # a training run refuses it before it starts
+        TrainConfig(model="resnet20", tta_shift=1.5).resolved()
+
+
 def test_resume_after_interruption_is_exact(cifar_dir, tmp_path, monkeypatch):
     straight = Trainer(config(cifar_dir, tmp_path / "a", model="resnet20", lr=0.05), progress=False)
     straight.fit()
@@ -101,10 +146,12 @@ def test_cli_train_eval_predict_plot(cifar_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "epoch 1: train loss" in r.stdout and "test every 3 epochs" in r.stdout  # only the last is tested
     assert "best test accuracy" in r.stdout
-    r = run_cli("eval", str(out / "best.tvz"), "--data", cifar_dir, cwd=str(tmp_path))
+    r = run_cli("eval", str(out / "best.tvz"), "--data", cifar_dir, "--tta-flip", "--tta-shift", "2", cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "accuracy" in r.stdout and "airplane" in r.stdout
     assert (out / "confusion_matrix.png").exists()
+    with open(out / "eval.json") as f:
+        assert json.load(f)["tta"] == {"flip": True, "shift": 2}
     from PIL import Image
     img = tmp_path / "img.png"
     Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(img)

@@ -37,6 +37,8 @@ def _add_train_args(p):
     p.add_argument("--subset", type=int, help="train on K images per class")
     p.add_argument("--test-subset", type=int, help="evaluate on K images per class")
     p.add_argument("--tta-flip", action="store_true", help="evaluate on each image and its mirror")
+    p.add_argument("--tta-shift", type=int, metavar="PX",
+                   help="also average over the image moved PX pixels up, down, left and right")
     p.add_argument("--eval-every", type=int, metavar="K",
                    help="test every K epochs and after the last (default 1): saves the test pass's time")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
@@ -70,7 +72,7 @@ def cmd_eval(args):
     test_set = data.CIFAR10(args.data or cfg.data, train=False)
     loader = data.DataLoader(test_set, batch_size=500, device=args.device,
                              transform=build_transform("none", model.default_cfg["mean"], model.default_cfg["std"]))
-    logits, targets = predict_logits(model, loader, tta_flip=args.tta_flip)
+    logits, targets = predict_logits(model, loader, tta_flip=args.tta_flip, tta_shift=args.tta_shift)
     preds = logits.argmax(axis=1)
     precision, recall, f1 = metrics.precision_recall_f1(preds, targets, len(classes))
     cm = metrics.confusion_matrix(preds, targets, len(classes))
@@ -78,7 +80,8 @@ def cmd_eval(args):
               "top5_accuracy": metrics.topk_accuracy(logits, targets, 5),
               "per_class": {c: {"precision": float(p), "recall": float(r), "f1": float(f)}
                             for c, p, r, f in zip(classes, precision, recall, f1)},
-              "macro_f1": float(np.mean(f1))}
+              "macro_f1": float(np.mean(f1)),
+              "tta": {"flip": args.tta_flip, "shift": args.tta_shift}}
     print(f"accuracy {report['accuracy']:.4f}  top-5 {report['top5_accuracy']:.4f}  macro F1 {report['macro_f1']:.4f}")
     print(f"{'class':>12} {'precision':>9} {'recall':>7} {'F1':>6}")
     for c, m in report["per_class"].items():
@@ -146,7 +149,9 @@ def build_parser():
     p.add_argument("checkpoint")
     p.add_argument("--data", help="CIFAR-10 location (default: the one the run trained on)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--tta-flip", action="store_true")
+    p.add_argument("--tta-flip", action="store_true", help="average over each image and its mirror")
+    p.add_argument("--tta-shift", type=int, default=0, metavar="PX",
+                   help="also average over the image moved PX pixels up, down, left and right (2 is a good start)")
     p.add_argument("--out", help="folder for confusion_matrix.png and eval.json (default: the checkpoint's)")
     p.set_defaults(fn=cmd_eval)
     p = sub.add_parser("predict", help="top-5 classes for image files")

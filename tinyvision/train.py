@@ -70,6 +70,7 @@ class TrainConfig:
     test_subset: int = None        # evaluate on K images of each class
     eval_batch_size: int = 500
     tta_flip: bool = False         # average predictions over the image and its mirror
+    tta_shift: int = 0             # ... and over the image moved this many pixels each way
     eval_every: int = 1            # test every K epochs and after the last; the others get no test numbers
     prefetch: int = 2
     log_interval: int = 20
@@ -85,6 +86,7 @@ class TrainConfig:
         values["recipe"] = recipe_name
         if not (isinstance(values["eval_every"], int) and values["eval_every"] >= 1):
             raise ValueError(f"eval_every: expected an integer >= 1, got {values['eval_every']!r}")
+        tta_offsets(values["tta_shift"])  # a bad shift fails here, not after the first epoch
         return TrainConfig(**values)
 
 
@@ -141,17 +143,54 @@ def load_datasets(cfg):
     return train_set, test_set
 
 
+def tta_offsets(shift):
+    """The translations (dy, dx) that test-time augmentation averages over: the image itself
+    and, for ``shift`` > 0, the image moved ``shift`` pixels down, up, right and left: the
+    moves the training crop (``RandomCrop(32, padding=4)``) taught the model to ignore."""
+    if not isinstance(shift, int) or isinstance(shift, bool) or shift < 0:
+        raise ValueError(f"tta_shift: expected a whole number of pixels >= 0, got {shift!r}")
+    return [(0, 0)] + ([(shift, 0), (-shift, 0), (0, shift), (0, -shift)] if shift else [])
+
+
+def translate(a, dy, dx, fill):
+    """a (N, C, H, W) moved dy pixels down and dx right; the uncovered border takes ``fill``
+    (per channel, shape (C, 1, 1)). out[..., i, j] = a[..., i - dy, j - dx] where in range."""
+    xp = backend.array_module(a)
+    N, C, H, W = a.shape
+    if abs(dy) >= H or abs(dx) >= W:
+        raise ValueError(f"cannot move a {H}x{W} image by ({dy}, {dx}) pixels")
+    out = xp.empty_like(a)
+    out[...] = fill
+    out[:, :, max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = \
+        a[:, :, max(-dy, 0):H + min(-dy, 0), max(-dx, 0):W + min(-dx, 0)]
+    return out
+
+
 @no_grad()
-def predict_logits(model, loader, tta_flip=False):
-    """Logits (N, K) and targets (N,) over a loader, in evaluation mode, as host arrays."""
+def predict_logits(model, loader, tta_flip=False, tta_shift=0):
+    """Logits (N, K) and targets (N,) over a loader, in evaluation mode, as host arrays.
+
+    Test-time augmentation averages the logits of several views of each image: with
+    ``tta_flip`` the image and its mirror, with ``tta_shift`` = s also the image moved s pixels
+    each way (``tta_offsets``; 5 positions, 10 views with the flip). A moved image's uncovered
+    border is black, as in the training crop's zero padding, which is -mean/std per channel
+    once normalised with the model's ``default_cfg`` statistics."""
+    offsets = tta_offsets(tta_shift)
     was_training = model.training
     model.eval()
     outs, targets = [], []
+    fill = None
     for x, y in loader:
-        logits = model(x)
-        if tta_flip:
-            logits = (logits + model(x[:, :, :, ::-1])) * 0.5
-        outs.append(backend.to_numpy(logits.data))
+        if tta_shift and fill is None:
+            xp, cfg = backend.array_module(x.data), model.default_cfg
+            fill = xp.asarray([-m / s for m, s in zip(cfg["mean"], cfg["std"])], dtype=x.dtype).reshape(-1, 1, 1)
+        total = None
+        for dy, dx in offsets:
+            view = x if (dy, dx) == (0, 0) else Tensor(translate(x.data, dy, dx, fill))
+            for image in ((view, view[:, :, :, ::-1]) if tta_flip else (view,)):
+                logits = model(image).data
+                total = logits if total is None else total + logits
+        outs.append(backend.to_numpy(total * (1.0 / (len(offsets) * (2 if tta_flip else 1)))))
         targets.append(backend.to_numpy(y.data))
     model.train(was_training)
     return np.concatenate(outs), np.concatenate(targets)
@@ -315,7 +354,7 @@ class Trainer:
                     epoch_time=elapsed, images_per_s=seen / max(elapsed, 1e-9))
 
     def evaluate(self):
-        logits, targets = predict_logits(self.model, self.test_loader, self.cfg.tta_flip)
+        logits, targets = predict_logits(self.model, self.test_loader, self.cfg.tta_flip, self.cfg.tta_shift)
         with no_grad():
             loss = float(cross_entropy(Tensor(logits), Tensor(targets)).item())
         return dict(test_loss=loss, test_acc=metrics.accuracy(logits, targets))
