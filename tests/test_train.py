@@ -35,6 +35,9 @@ def test_training_loss_falls_and_writes_the_run(cifar_dir, tmp_path):
     for name in ("metrics.csv", "history.json", "config.json", "last.tvz", "best.tvz"):
         assert os.path.exists(tmp_path / "run" / name), name
     assert all(np.isfinite(h["test_acc"]) for h in history)
+    assert trainer.summary().startswith("done: 3 epochs, best test accuracy")
+    idle = Trainer(config(cifar_dir, tmp_path / "idle", epochs=0), progress=False, log=lines.append)
+    assert idle.fit() == [] and idle.summary().startswith("done: no epochs trained (epochs=0)")
 
 
 def test_eval_every_tests_those_epochs_and_the_last(cifar_dir, tmp_path):

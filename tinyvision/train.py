@@ -399,6 +399,8 @@ class Trainer:
 
     def summary(self):
         """The line the commands print when a run ends (best among the tested epochs)."""
+        if not self.history:
+            return f"done: no epochs trained (epochs={self.cfg.epochs}); run folder {self.cfg.out}"
         return (f"done: {len(self.history)} epochs, best test accuracy {self.best_acc:.4f}, "
                 f"{self.history[-1]['wall_time'] / 60:.1f} min; run folder {self.cfg.out}")
 
