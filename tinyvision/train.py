@@ -173,17 +173,16 @@ def predict_logits(model, loader, tta_flip=False, tta_shift=0):
     Test-time augmentation averages the logits of several views of each image: with
     ``tta_flip`` the image and its mirror, with ``tta_shift`` = s also the image moved s pixels
     each way (``tta_offsets``; 5 positions, 10 views with the flip). A moved image's uncovered
-    border is black, as in the training crop's zero padding, which is -mean/std per channel
-    once normalised with the model's ``default_cfg`` statistics."""
+    border is black, as in the training crop's zero padding, normalised as the loader
+    normalises (the model's ``default_cfg`` statistics)."""
     offsets = tta_offsets(tta_shift)
+    normalize = data.Normalize(model.default_cfg["mean"], model.default_cfg["std"]) if tta_shift else None
     was_training = model.training
     model.eval()
     outs, targets = [], []
-    fill = None
     for x, y in loader:
-        if tta_shift and fill is None:
-            xp, cfg = backend.array_module(x.data), model.default_cfg
-            fill = xp.asarray([-m / s for m, s in zip(cfg["mean"], cfg["std"])], dtype=x.dtype).reshape(-1, 1, 1)
+        if tta_shift:  # a (C, 1, 1) black pixel, on x's device and in its dtype
+            fill = normalize(backend.array_module(x.data).zeros((x.data.shape[1], 1, 1), x.data.dtype))
         total = None
         for dy, dx in offsets:
             view = x if (dy, dx) == (0, 0) else Tensor(translate(x.data, dy, dx, fill))
