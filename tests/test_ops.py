@@ -279,6 +279,16 @@ def test_conv2d(C, O, k, s, p, d, g, H, W, rng, device):
                  T(x, device), T(w, device), T(b, device))
 
 
+@pytest.mark.parametrize("C,O,k,s,p,d,g,H,W", CONV_CASES)
+def test_conv2d_weight_gradient_alone(C, O, k, s, p, d, g, H, W, rng, device):
+    # A network's first layer needs dL/dW but no dL/dx: the backward then takes dW from the
+    # input's columns rather than from the output gradient's columns it builds for dL/dx.
+    x = rng.standard_normal((2, C, H, W))
+    w = rng.standard_normal((O, C // g) + k)
+    tv.gradcheck(lambda a, ww: F.conv2d(a, ww, stride=s, padding=p, dilation=d, groups=g),
+                 T(x, device), T(w, device, grad=True))
+
+
 def test_conv2d_errors():
     x = tv.tensor(np.zeros((1, 3, 5, 5)))
     with pytest.raises(ValueError, match=r"expected 2 input channels"):
