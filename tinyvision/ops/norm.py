@@ -35,15 +35,14 @@ def _row_sums(xp, a, scale=1.0):
     return (a @ xp.full(a.shape[1], scale, dtype=a.dtype))[:, None]
 
 
-def _normalize_rows(xp, x2, eps, xhat, stats):
-    """Normalise each row of x2 into xhat (same shape); stats (3, rows, 1) receives
-    1/sqrt(var + eps), the mean and the (biased) variance of each row."""
+def _center_rows(xp, x2, eps, xc, stats):
+    """Centre each row of x2 into xc = x - mean (same shape); stats (3, rows, 1) receives
+    1/sqrt(var + eps), the mean and the (biased) variance of each row. xhat = xc / sqrt(var + eps)
+    is left to the caller, which can often fold the scale into a pass it makes anyway."""
     mu = _row_sums(xp, x2, 1.0 / x2.shape[1])
-    xp.subtract(x2, mu, out=xhat)
-    var = xp.einsum("ij,ij->i", xhat, xhat)[:, None] * (1.0 / x2.shape[1])
-    invstd = 1.0 / xp.sqrt(var + eps)
-    xhat *= invstd
-    stats[0], stats[1], stats[2] = invstd, mu, var
+    xp.subtract(x2, mu, out=xc)
+    var = xp.einsum("ij,ij->i", xc, xc)[:, None] * (1.0 / x2.shape[1])
+    stats[0], stats[1], stats[2] = 1.0 / xp.sqrt(var + eps), mu, var
 
 
 def _normalize_rows_backward(xp, dxhat, xhat, invstd):
@@ -106,24 +105,25 @@ class BatchNorm(Function):
         y = xp.empty(x2.shape, x2.dtype)
         stats = xp.empty((3, C, 1), dtype=x2.dtype)  # invstd, mean, variance
         if training:
-            self.xhat = xp.empty(x2.shape, x2.dtype)
-
-            def rows(r):
-                _normalize_rows(xp, x2[r], eps, self.xhat[r], stats[:, r])
-                _affine(xp, y[r], self.xhat[r], None if gamma is None else self.gamma[r],
-                        None if beta is None else beta[r])
+            self.xs = xp.empty(x2.shape, x2.dtype)  # x - mean: xhat before its scale
         else:
-            # With fixed statistics y is an affine map of x, y = a x + b, a = gamma / sqrt(var + eps),
-            # b = beta - mean a: two passes, and backward needs x, not xhat (see there).
             stats[0] = 1.0 / xp.sqrt(running_var.reshape(C, 1) + eps)
             stats[1] = running_mean.reshape(C, 1)
-            a = stats[0] if gamma is None else stats[0] * self.gamma
-            b = -stats[1] * a if beta is None else beta - stats[1] * a
-            self.x2 = x2
+            self.xs = x2
 
-            def rows(r):
-                xp.multiply(x2[r], a[r], out=y[r])
-                y[r] += b[r]
+        def rows(r):
+            # y = a xs + b with a = gamma / sqrt(var + eps), one pass: in training xs = x - mean
+            # and b = beta, so xhat itself is never written; in evaluation the statistics are
+            # fixed, xs = x and b = beta - mean a (backward then needs x, not xhat).
+            if training:
+                _center_rows(xp, x2[r], eps, self.xs[r], stats[:, r])
+            a = stats[0, r] if gamma is None else stats[0, r] * self.gamma[r]
+            b = None if beta is None else beta[r]
+            if not training:
+                b = -stats[1, r] * a if b is None else b - stats[1, r] * a
+            xp.multiply(self.xs[r], a, out=y[r])
+            if b is not None:
+                y[r] += b
         parallel.for_rows(rows, C, parallel.split_size(x2))
         self.invstd, self.mean = stats[0], stats[1]
         if training and running_mean is not None:
@@ -149,23 +149,24 @@ class BatchNorm(Function):
             #   dL/dx = k g - k sum(g) / M - xhat (k sum(g xhat) / M),   k = gamma / sqrt(var + eps),
             # and sum(g) and sum(g xhat) are dL/dbeta and dL/dgamma: four passes over the rows
             # fewer than forming dxhat = g gamma first (layer norm's per-column gamma cannot).
-            # In evaluation the statistics are constants, dL/dx = k g, and
-            # sum(g xhat) = (sum(g x) - mean sum(g)) / sqrt(var + eps) comes from x itself.
-            g = g2[r]
+            # sum(g xhat) = sum(g xs) / sqrt(var + eps) from the saved xs = x - mean (training);
+            # in evaluation xs = x, so the mean comes off as mean sum(g), and dL/dx = k g.
+            g, invstd = g2[r], self.invstd[r]
             sum_g = _row_sums(xp, g)
-            if self.training:
-                sum_gx = xp.einsum("ij,ij->i", g, self.xhat[r])[:, None]
-            elif need_gamma:
-                sum_gx = (xp.einsum("ij,ij->i", g, self.x2[r])[:, None] - self.mean[r] * sum_g) * self.invstd[r]
+            if self.training or need_gamma:
+                sum_gx = xp.einsum("ij,ij->i", g, self.xs[r])[:, None]
+                if not self.training:
+                    sum_gx -= self.mean[r] * sum_g
+                sum_gx *= invstd
             if need_gamma:
                 ggamma[r] = sum_gx[:, 0]
             if need_beta:
                 gbeta[r] = sum_g[:, 0]
             if need_x:
-                k = self.invstd[r] if self.gamma is None else self.invstd[r] * self.gamma[r]
+                k = invstd if self.gamma is None else invstd * self.gamma[r]
                 xp.multiply(g, k, out=gx2[r])
-                if self.training:
-                    gx2[r] -= self.xhat[r] * (k * sum_gx * (1.0 / M))
+                if self.training:  # xhat (k sum(g xhat) / M) = xs (k invstd sum(g xhat) / M)
+                    gx2[r] -= self.xs[r] * (k * invstd * sum_gx * (1.0 / M))
                     gx2[r] -= k * sum_g * (1.0 / M)
         parallel.for_rows(rows, C, parallel.split_size(g2))
         return (_from_channel_rows(xp, gx2, self.shape) if need_x else None), ggamma, gbeta
@@ -189,7 +190,8 @@ class LayerNorm(Function):
         bias = bias.reshape(1, D) if bias is not None else None
 
         def rows(r):  # the weight and bias are per feature (column): the same for every block
-            _normalize_rows(xp, x2[r], eps, self.xhat[r], stats[:, r])
+            _center_rows(xp, x2[r], eps, self.xhat[r], stats[:, r])
+            self.xhat[r] *= stats[0, r]  # backward reads xhat several times: store it scaled
             _affine(xp, y[r], self.xhat[r], self.weight, bias)
         parallel.for_rows(rows, x2.shape[0], parallel.split_size(x2))
         self.invstd = stats[0]
