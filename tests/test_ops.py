@@ -289,6 +289,17 @@ def test_conv2d_weight_gradient_alone(C, O, k, s, p, d, g, H, W, rng, device):
                  T(x, device), T(w, device, grad=True))
 
 
+def test_relu_gradient_keeps_the_activation_memory_order(rng):
+    # A global average pool hands back a plain NCHW (broadcast) gradient; ReLU's dL/dx must
+    # come out in the channel-major order of the convolution output it followed, so the batch
+    # norm and convolution backward before it read their rows without a copy.
+    x = tv.tensor(np.ascontiguousarray(rng.standard_normal((3, 4, 5, 5)).transpose(1, 0, 2, 3)).transpose(
+        1, 0, 2, 3), requires_grad=True)
+    F.relu(x).mean(axis=(2, 3)).sum().backward()
+    assert x.grad.data.transpose(1, 0, 2, 3).flags.c_contiguous
+    np.testing.assert_allclose(x.grad.numpy(), (x.numpy() > 0) / 25.0)
+
+
 def test_conv2d_errors():
     x = tv.tensor(np.zeros((1, 3, 5, 5)))
     with pytest.raises(ValueError, match=r"expected 2 input channels"):

@@ -196,8 +196,11 @@ class ReLU(Function):
         return self.y
 
     def backward(self, g):
+        # dL/da takes the memory order of a (through y), not of g: a gradient broadcast back
+        # from a global average pool is plain NCHW, while the batch norm and convolution
+        # before this ReLU work on channel-major memory and would each copy it over.
         xp = self.xp
-        gx = xp.empty_like(g)
+        gx = xp.empty_like(self.y)
         parallel.elementwise(lambda gx, g, y: xp.multiply(g, y > 0, out=gx), gx, g, self.y)
         return gx
 
