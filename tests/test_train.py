@@ -166,6 +166,24 @@ def test_cli_train_eval_predict_plot(cifar_dir, tmp_path):
     assert (out / "learning_curves.png").exists()
 
 
+def test_cli_eval_report_is_written_atomically(cifar_dir, tmp_path, monkeypatch):
+    # A failure halfway through writing eval.json (a full disk) must leave the previous report
+    # whole and no temporary file behind.
+    from tinyvision import cli
+    run = tmp_path / "run"
+    Trainer(config(cifar_dir, run, epochs=1), progress=False, log=lambda line: None).fit()
+    (run / "eval.json").write_text('{"accuracy": "earlier report"}')
+
+    def dump_then_fail(obj, f, **kw):
+        f.write('{"accura')
+        raise OSError("No space left on device")
+    monkeypatch.setattr(cli.json, "dump", dump_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        cli.main(["eval", str(run / "best.tvz"), "--data", cifar_dir])
+    assert json.loads((run / "eval.json").read_text()) == {"accuracy": "earlier report"}
+    assert not [name for name in os.listdir(run) if "tmp" in name]
+
+
 def test_cli_help_for_every_command(tmp_path):
     for cmd in ("train", "eval", "predict", "plot", "models"):
         r = run_cli(cmd, "--help", cwd=str(tmp_path))

@@ -67,7 +67,7 @@ def cmd_train(args):
 
 def cmd_eval(args):
     from . import data, metrics
-    from .train import build_transform, load_checkpoint_model, predict_logits
+    from .train import _atomic_write, build_transform, load_checkpoint_model, predict_logits
     model, cfg, classes = load_checkpoint_model(args.checkpoint, args.device)
     test_set = data.CIFAR10(args.data or cfg.data, train=False)
     loader = data.DataLoader(test_set, batch_size=500, device=args.device,
@@ -89,8 +89,7 @@ def cmd_eval(args):
     out_dir = args.out or os.path.dirname(os.path.abspath(args.checkpoint))
     png = os.path.join(out_dir, "confusion_matrix.png")
     metrics.plot_confusion_matrix(cm, classes, path=png)
-    with open(os.path.join(out_dir, "eval.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    _atomic_write(os.path.join(out_dir, "eval.json"), lambda f: json.dump(report, f, indent=1))
     print(f"wrote {png} and eval.json")
     return 0
 

@@ -444,11 +444,16 @@ def _write_csv(f, keys, rows):
 
 
 def _atomic_write(path, write):
-    """Write a text file through a temporary file and a rename: never half a file."""
+    """Write a text file through a temporary file and a rename: never half a file, and where
+    ``write(f)`` fails, the old file stays as it was and no temporary file is left behind."""
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
-        write(f)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):  # only after a failure: os.replace moved it otherwise
+            os.remove(tmp)
 
 
 class _NoBar:
