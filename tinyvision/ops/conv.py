@@ -388,6 +388,7 @@ class Conv2d(Function):
         L, KK, tail = lay.length, KH * KW, lay.tail
         gshift = xp.zeros((O, tail + L), dtype=g.dtype)
         parallel.assign_rows(lay.crop(gshift[:, tail:]), g.transpose(1, 0, 2, 3))
+        g2 = gshift[:, tail:].reshape(G, O // G, L)
         # per plane: its taps, their flipped shifts and W'[g, c, (o, k)] = W[g*O/G + o, c, k]
         w4 = self.weight.reshape(G, O // G, Cg, KK).transpose(0, 2, 1, 3)
         grads = [(ks, [(0, tail - lay.taps[k][1]) for k in ks], w4[:, :, :, ks].reshape(G, Cg, -1))
@@ -409,8 +410,7 @@ class Conv2d(Function):
                             gw[:, :, :, ks] += gwp.reshape(G, Cg, O // G, len(ks)).transpose(0, 2, 1, 3)
                 elif need_w:
                     cols = im2col_flat(self.xt, lay.taps, lo, hi, buf)
-                    gw += _grad_weight(cols.reshape(G, Cg * KK, -1), gshift[:, tail + lo:tail + hi].reshape(
-                        G, O // G, -1)).reshape(gw.shape)
+                    gw += _grad_weight(cols.reshape(G, Cg * KK, -1), g2[:, :, lo:hi]).reshape(gw.shape)
             return gw
         parts = parallel.map_parts(run, chunks)
         gw = sum(parts).reshape(G, O // G, Cg * KK) if need_w else None
