@@ -16,6 +16,9 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from tinyvision.fileio import write_json  # noqa: E402
+
 MODELS = ["resnet20", "resnet56", "vit_cifar_small", "vit_lite_7_4"]
 
 
@@ -76,9 +79,7 @@ def main(argv=None):
     print(f"Batch {args.batch_size}; {machine}.\n")
     print(table(results))
     if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(dict(machine=machine, results=results), f, indent=1)
-        os.replace(args.json + ".tmp", args.json)  # never a half-written file
+        write_json(args.json, dict(machine=machine, results=results))
 
 
 if __name__ == "__main__":

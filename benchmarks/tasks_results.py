@@ -10,12 +10,12 @@ pixel accuracy for segmentation (with --tta-flip also scored with each scene ave
 mirror image: the "mIoU flip" column); training wall time.
 """
 import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from tinyvision.fileio import write_json  # noqa: E402
 from tinyvision.tasks.backbones import BACKBONES  # noqa: E402
 from tinyvision.tasks.engine import TaskConfig, evaluate, fit  # noqa: E402
 from tinyvision.tasks.scenes import scene_splits  # noqa: E402
@@ -84,8 +84,7 @@ def main(argv=None):
             results[-1]["metrics_tta_flip"] = evaluate(task, model, test_set, device=args.device, tta_flip=True)
     os.makedirs(args.out, exist_ok=True)
     name = "results_" + "_".join(s.replace(":", "-") for s in args.only) + ".json"
-    with open(os.path.join(args.out, name), "w") as f:
-        json.dump(results, f, indent=1)
+    write_json(os.path.join(args.out, name), results)
     print(table(results))
 
 

@@ -7,7 +7,6 @@ with --vs-torch the same architecture in PyTorch, timed in the same process on t
 threads, alternating step by step, with the ratio. --inference times eval-mode forward only.
 """
 import argparse
-import json
 import os
 import resource
 import sys
@@ -17,6 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tinyvision as tv  # noqa: E402
+from tinyvision.fileio import write_json  # noqa: E402
 from tinyvision.profiler import profile  # noqa: E402
 
 
@@ -140,9 +140,7 @@ def main():
         print(f"PyTorch {r['torch']}: {r['torch_images_per_s']:8.1f} images/s  -> ratio tinyvision/PyTorch = "
               f"{r['ratio']:.2f}")
     if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(r, f, indent=1)
-        os.replace(args.json + ".tmp", args.json)  # never a half-written file
+        write_json(args.json, r)
     if not args.no_breakdown:
         with profile(sync=args.device == "cuda") as prof:
             for _ in range(3):

@@ -8,13 +8,13 @@ budgets below take about 10 minutes of an idle 2-core CPU (2-4x that while other
 see tinyvision/transfer/experiment.py for what is compared and how.
 """
 import argparse
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tinyvision.fileio import atomic_open, write_json  # noqa: E402
 from tinyvision.transfer.experiment import ModelPlan, markdown_table, run_experiment  # noqa: E402
 
 RESNET = dict(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
@@ -54,8 +54,7 @@ def main():
     results = run_experiment(chosen, args.data, args.out, args.seed, args.test_per_class,
                              log=lambda s: print(f"[{(time.perf_counter() - t0) / 60:5.1f} min] {s}", flush=True))
     results["wall_seconds"] = time.perf_counter() - t0
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    write_json(os.path.join(args.out, "results.json"), results)
     v = results["verdicts"]
     md = [markdown_table(results), "", "Pretraining:", ""]
     md += [f"- {k}: " + ", ".join(f"{a} {b:.3f}" if isinstance(b, float) else f"{a} {b}" for a, b in r.items())
@@ -64,7 +63,7 @@ def main():
                                                                 "less overfitting", "faster training")]
     md += ["", "Evidence:", ""] + [f"- {e}" for e in v["evidence"]]
     md += ["", f"Total wall time: {results['wall_seconds'] / 60:.1f} min"]
-    with open(os.path.join(args.out, "results.md"), "w") as f:
+    with atomic_open(os.path.join(args.out, "results.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
 

@@ -22,6 +22,8 @@ import time
 
 import nbformat
 
+from tinyvision.fileio import atomic_open
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXECUTED = os.path.join(HERE, "executed")
 RUN_KEY = "tinyvision_run"
@@ -121,10 +123,8 @@ def execute(name, quick=False, timeout=None, src_dir=HERE, out_dir=EXECUTED):
     nb.cells.insert(0, stamp)
     os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, name + ".ipynb")
-    tmp = out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(out, "w", encoding="utf-8") as f:   # never half a notebook over a good one
         nbformat.write(nb, f)
-    os.replace(tmp, out)        # a half-written notebook never replaces a good one
     return out
 
 

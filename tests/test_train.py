@@ -169,7 +169,7 @@ def test_cli_train_eval_predict_plot(cifar_dir, tmp_path):
 def test_cli_eval_report_is_written_atomically(cifar_dir, tmp_path, monkeypatch):
     # A failure halfway through writing eval.json (a full disk) must leave the previous report
     # whole and no temporary file behind.
-    from tinyvision import cli
+    from tinyvision import cli, fileio
     run = tmp_path / "run"
     Trainer(config(cifar_dir, run, epochs=1), progress=False, log=lambda line: None).fit()
     (run / "eval.json").write_text('{"accuracy": "earlier report"}')
@@ -177,7 +177,7 @@ def test_cli_eval_report_is_written_atomically(cifar_dir, tmp_path, monkeypatch)
     def dump_then_fail(obj, f, **kw):
         f.write('{"accura')
         raise OSError("No space left on device")
-    monkeypatch.setattr(cli.json, "dump", dump_then_fail)
+    monkeypatch.setattr(fileio.json, "dump", dump_then_fail)
     with pytest.raises(OSError, match="No space left"):
         cli.main(["eval", str(run / "best.tvz"), "--data", cifar_dir])
     assert json.loads((run / "eval.json").read_text()) == {"accuracy": "earlier report"}

@@ -2,7 +2,6 @@
 (--help on each)."""
 import argparse
 import dataclasses
-import json
 import os
 import sys
 
@@ -67,7 +66,8 @@ def cmd_train(args):
 
 def cmd_eval(args):
     from . import data, metrics
-    from .train import _atomic_write, build_transform, load_checkpoint_model, predict_logits
+    from .fileio import write_json
+    from .train import build_transform, load_checkpoint_model, predict_logits
     model, cfg, classes = load_checkpoint_model(args.checkpoint, args.device)
     test_set = data.CIFAR10(args.data or cfg.data, train=False)
     loader = data.DataLoader(test_set, batch_size=500, device=args.device,
@@ -89,7 +89,7 @@ def cmd_eval(args):
     out_dir = args.out or os.path.dirname(os.path.abspath(args.checkpoint))
     png = os.path.join(out_dir, "confusion_matrix.png")
     metrics.plot_confusion_matrix(cm, classes, path=png)
-    _atomic_write(os.path.join(out_dir, "eval.json"), lambda f: json.dump(report, f, indent=1))
+    write_json(os.path.join(out_dir, "eval.json"), report)
     print(f"wrote {png} and eval.json")
     return 0
 

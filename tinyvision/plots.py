@@ -2,6 +2,8 @@
 import csv
 import os
 
+from .fileio import atomic_open
+
 
 def read_metrics(run_dir):
     """The rows of RUN_DIR/metrics.csv as dicts of floats."""
@@ -50,7 +52,6 @@ def plot_learning_curves(runs, path=None, x="epoch"):
 
 
 def save_figure(fig, path, dpi=120):
-    """Write a figure as PNG through a temporary file and a rename: never half an image."""
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=dpi)
-    os.replace(tmp, path)
+    """Write a figure as PNG through ``atomic_open``: never half an image."""
+    with atomic_open(path) as f:
+        fig.savefig(f, dpi=dpi, format="png")

@@ -16,18 +16,18 @@ integer-keyed state) or that use one of these tag names as a key. NumPy scalars 
 numbers; Tensors and CuPy arrays are saved as host arrays and load as NumPy arrays.
 
 Loading never unpickles: arrays of Python objects are refused when saving, and the archive
-is read with allow_pickle=False. Saving writes a temporary file in the target's folder,
-fsyncs it and renames it over the target (``os.replace`` is atomic), so a crash or an error
-mid-write leaves the previous file intact and no partial file behind.
+is read with allow_pickle=False. Saving goes through ``fileio.atomic_open`` (a temporary file,
+fsynced, renamed over the target), so a crash or an error mid-write leaves the previous file
+intact and no partial file behind.
 """
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from . import backend
+from .fileio import atomic_open
 from .tensor import Tensor
 
 FORMAT, VERSION = "tinyvision", 1
@@ -86,38 +86,12 @@ def save(obj, path):
     and dicts of them, nested) to ``path`` atomically. See the module docstring for the format."""
     encoder = _Encoder()
     meta = json.dumps({"format": FORMAT, "version": VERSION, "tree": encoder.encode(obj, [])})
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
-                for name, array in encoder.arrays.items():
-                    with zf.open(name + ".npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, array, allow_pickle=False)
-                zf.writestr(META, meta)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder):
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with atomic_open(path) as f:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+            for name, array in encoder.arrays.items():
+                with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
+            zf.writestr(META, meta)
 
 
 # ---------------------------------------------------------------- decoding

@@ -18,7 +18,6 @@ checkpoint and stops; ``--resume RUN_DIR`` continues from it.
 """
 import csv
 import dataclasses
-import json
 import math
 import os
 import signal
@@ -30,6 +29,7 @@ import numpy as np
 
 from . import backend, data, metrics, models, optim
 from .ops import cross_entropy
+from .fileio import atomic_open, write_json
 from .serialization import load, save
 from .tensor import Tensor, no_grad
 
@@ -406,11 +406,14 @@ class Trainer:
     def _write_metrics(self):
         keys = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time",
                 "images_per_s", "wall_time"]
-        _atomic_write(os.path.join(self.cfg.out, "metrics.csv"), lambda f: _write_csv(f, keys, self.history))
+        with atomic_open(os.path.join(self.cfg.out, "metrics.csv"), "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.history)
         self._write_json("history.json", self.history)
 
     def _write_json(self, name, obj):
-        _atomic_write(os.path.join(self.cfg.out, name), lambda f: json.dump(obj, f, indent=1))
+        write_json(os.path.join(self.cfg.out, name), obj)
 
 
 class _deferred_interrupt:
@@ -435,25 +438,6 @@ class _deferred_interrupt:
     def __exit__(self, *exc):
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
-
-
-def _write_csv(f, keys, rows):
-    writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-
-
-def _atomic_write(path, write):
-    """Write a text file through a temporary file and a rename: never half a file, and where
-    ``write(f)`` fails, the old file stays as it was and no temporary file is left behind."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "w", newline="") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):  # only after a failure: os.replace moved it otherwise
-            os.remove(tmp)
 
 
 class _NoBar:

@@ -23,6 +23,7 @@ import zlib
 
 import numpy as np
 
+from ..fileio import atomic_open
 from .folder import read_image_folder
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -178,16 +179,13 @@ def _read_cache(cache, splits):
 
 
 def _write_cache(cache, decoded):
-    """Write the arrays as .npz (no pickles) atomically: a temporary file, then os.replace, so
-    a reader never sees half a file and concurrent writers cannot collide."""
-    tmp = f"{cache}.tmp{os.getpid()}.npz"
+    """Write the arrays as .npz (no pickles) through ``atomic_open``: a reader never sees half a
+    file and concurrent writers cannot collide."""
     try:
-        np.savez(tmp, **{f"{s}_{k}": a for s, (x, y) in decoded.items() for k, a in (("x", x), ("y", y))})
-        os.replace(tmp, cache)
+        with atomic_open(cache) as f:
+            np.savez(f, **{f"{s}_{k}": a for s, (x, y) in decoded.items() for k, a in (("x", x), ("y", y))})
     except OSError as exc:  # a full disk: the data are decoded, the next load decodes again
         warnings.warn(f"could not write the CIFAR-10 cache {cache}: {exc}")
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load_cifar10(root, cache_dir=None, splits=("train", "test")):

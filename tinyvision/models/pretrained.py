@@ -11,10 +11,11 @@ when a file is read or written.
 """
 import os
 import re
-import tempfile
 from collections import namedtuple
 
 import numpy as np
+
+from ..fileio import atomic_open
 
 LoadResult = namedtuple("LoadResult", ["missing_keys", "unexpected_keys", "mismatched_keys"])
 
@@ -140,13 +141,6 @@ def save_pretrained(model, path, metadata=None):
     # astype(order="C"), not ascontiguousarray, which would turn 0-d counters into shape (1,)
     tensors = {k: v.astype(np.float32 if v.dtype.kind == "f" else v.dtype, order="C", copy=False)
                for k, v in model.state_dict().items()}
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                               prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        st.save_file(tensors, tmp, metadata=dict(metadata or {}, format="np"))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):  # only after a failed write: os.replace moved it otherwise
-            os.remove(tmp)
+    data = st.save(tensors, metadata=dict(metadata or {}, format="np"))
+    with atomic_open(path) as f:
+        f.write(data)

@@ -3,6 +3,8 @@ segmentation masks as translucent colour overlays."""
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..fileio import atomic_open
+
 # one colour per class (matplotlib's tab10, then repeated)
 PALETTE = np.array([(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
                     (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)], np.uint8)
@@ -47,5 +49,6 @@ def side_by_side(images, path):
     for im in images:
         canvas.paste(im, (x, 0))
         x += im.width + 8
-    canvas.save(path)
+    with atomic_open(path) as f:
+        canvas.save(f, format="PNG")
     return path

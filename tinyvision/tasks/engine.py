@@ -11,7 +11,6 @@ A checkpoint holds the model's weights and everything needed to rebuild it (task
 model options, class names), so ``load_checkpoint`` needs nothing else.
 """
 import dataclasses
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,9 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backend, optim
+from ..fileio import write_json
 from ..serialization import load, save
 from ..tensor import Tensor
-from ..train import _atomic_write, _progress, read_losses
+from ..train import _progress, read_losses
 from ..transfer.finetune import finetune_param_groups
 from . import detection, segmentation
 
@@ -151,7 +151,7 @@ def fit(cfg, train_set, test_set, progress=True, log=print):
             row.update(evaluate(cfg.task, model, test_set, device=cfg.device))
         history.append(row)
         save_checkpoint(os.path.join(cfg.out, "last.tvz"), model, cfg, train_set.classes, history)
-        _atomic_write(os.path.join(cfg.out, "metrics.json"), lambda f: json.dump(history, f, indent=1))
+        write_json(os.path.join(cfg.out, "metrics.json"), history)
         log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f} | {row['wall_time'] / 60:.1f} min"
             + "".join(f" | {k} {v:.4f}" for k, v in row.items() if k in ("ap50", "ap", "miou", "pixel_accuracy")))
     return model, history

@@ -31,6 +31,7 @@ import os
 
 import numpy as np
 
+from ..fileio import atomic_open
 from ..ops.resize import bilinear_matrix
 
 MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)     # CIFAR-10 channel statistics
@@ -178,11 +179,10 @@ class SceneDataset:
         return normalize(imgs), targets
 
     def save(self, path):
-        """Write the arrays and class names to ``path`` (.npz) through a temporary file."""
-        tmp = f"{path}.tmp{os.getpid()}.npz"
-        np.savez_compressed(tmp, images=self.images, masks=self.masks, boxes=self.boxes, labels=self.labels,
-                            offsets=self.offsets, classes=np.array(self.classes, dtype=str))
-        os.replace(tmp, path)
+        """Write the arrays and class names to ``path`` (.npz) through ``atomic_open``."""
+        with atomic_open(path) as f:
+            np.savez_compressed(f, images=self.images, masks=self.masks, boxes=self.boxes, labels=self.labels,
+                                offsets=self.offsets, classes=np.array(self.classes, dtype=str))
 
     @classmethod
     def load(cls, path):

@@ -16,12 +16,12 @@ Per run: the best and final test accuracy, the train-test accuracy gap at the en
 times. ``verdicts`` turns these into statements about the article's four claims.
 """
 import dataclasses
-import json
 import os
 import time
 
 from .. import backend, models
-from ..train import TrainConfig, _atomic_write
+from ..fileio import write_json
+from ..train import TrainConfig
 from .finetune import FinetuneOptions, FinetuneTrainer, finetune_datasets
 from .trainer import AdaptedTrainer, PretextTrainer
 
@@ -122,7 +122,7 @@ def run_experiment(plans, data, out, seed=0, test_per_class=100, log=print):
                          "test_images": test_per_class * len(TARGET_CLASSES), "seed": seed,
                          "plans": [dataclasses.asdict(p) for p in plans]},
                "pretraining": {}, "runs": []}
-    save = lambda: _atomic_write(os.path.join(out, "results.json"), lambda f: json.dump(results, f, indent=1))  # noqa: E731
+    save = lambda: write_json(os.path.join(out, "results.json"), results)  # noqa: E731
     for plan in plans:
         sources = {}
         path, secs, hist, n = pretrain_supervised(plan, data, os.path.join(out, plan.model, "pre_supervised"),

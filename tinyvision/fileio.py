@@ -1,0 +1,78 @@
+"""Atomic file writes: every file tinyvision writes goes through ``atomic_open``.
+
+Checkpoints, metrics.csv, eval.json, plots, dataset caches and pretrained weights are all read
+back later, some of them while a run is still writing the next one. A plain ``open(path, "w")``
+truncates the old file first, so a crash, a full disk or a Ctrl-C halfway leaves half a file
+that the next reader trips over. Instead:
+
+1. write to a new temporary file in the target's folder (same file system, so step 3 is a
+   rename, not a copy), created with ``"x"`` (exclusive), so two writers never share one and
+   the file gets the user's usual permissions (umask), which ``tempfile.mkstemp``'s 0600 would
+   not give;
+2. flush and ``fsync`` it, so its bytes are on disk before its name is;
+3. ``os.replace`` it over the target: POSIX and Windows make this one atomic step, so a reader
+   sees either the old file or the new one, never a mixture; then fsync the folder, so the
+   rename itself survives a power cut.
+
+If the ``with`` block raises, the temporary file is removed and the old file stays as it was.
+"""
+import contextlib
+import json
+import os
+import secrets
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="wb", **open_kwargs):
+    """Open a temporary file for writing in ``path``'s folder; when the ``with`` block ends
+    without an error, move it over ``path`` (see the module docstring).
+
+    Args:
+        path: str or os.PathLike, the file to (re)write. Its folder must exist (else
+            FileNotFoundError naming it).
+        mode: ``"wb"`` (binary, the default) or ``"w"`` (text).
+        **open_kwargs: passed to ``open`` (``newline=""`` for csv, ``encoding``).
+    Yields:
+        the open file object. Writers that want a file name (not a file object) cannot use
+        this; every writer in tinyvision takes a file object (``np.savez``, ``Figure.savefig``
+        with ``format=``, ``PIL.Image.save`` with ``format=``, ``json.dump``, ``zipfile``).
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}")
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot write {path}: its folder {folder} does not exist")
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
+    f = open(tmp, mode.replace("w", "x"), **open_kwargs)  # outside try: if this fails, no file is ours
+    try:
+        with f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+    _fsync_folder(folder)
+
+
+def write_json(path, obj):
+    """Write ``obj`` as JSON (indented one space per level) through ``atomic_open``."""
+    with atomic_open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+
+
+def _fsync_folder(folder):
+    """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
