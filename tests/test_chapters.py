@@ -85,7 +85,7 @@ def test_execute_writes_a_stamped_copy(tmp_path, monkeypatch):
     assert run["mode"] == "quick" and run["data"] == "synthetic stand-in" and run["wall_time_s"] > 0
     assert "Executed copy" in ran.cells[0].source and "quick mode" in ran.cells[0].source
     assert "found 1" in ran.cells[1].outputs[-1]["text"]
-    assert not (tmp_path / "src" / "demo.ipynb.tmp").exists()
+    assert os.listdir(tmp_path / "executed") == ["demo.ipynb"]   # written whole, no temporary left
     with pytest.raises(FileNotFoundError, match="no chapter notebook"):
         _execute.execute("absent", src_dir=str(src), out_dir=str(tmp_path / "executed"))
 

@@ -15,6 +15,10 @@ that the next reader trips over. Instead:
    rename itself survives a power cut.
 
 If the ``with`` block raises, the temporary file is removed and the old file stays as it was.
+
+The one writer that does not use it is ``data.download``: a download keeps its ``.part`` file
+on purpose, so that the next call resumes it, and renames it once complete (and its md5
+matches, where one is given).
 """
 import contextlib
 import json
