@@ -9,6 +9,8 @@ import textwrap
 
 import nbformat
 
+from tinyvision.fileio import atomic_open
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 SETUP = """\
@@ -56,7 +58,7 @@ def write_all(names=None):
         for i, cell in enumerate(nb.cells):
             cell["id"] = f"{name.split('_')[0]}-{i:02d}"
         nbformat.validate(nb)
-        with open(os.path.join(HERE, name + ".ipynb"), "w", encoding="utf-8") as f:
+        with atomic_open(os.path.join(HERE, name + ".ipynb"), "w", encoding="utf-8") as f:
             nbformat.write(nb, f)
         print("wrote", name + ".ipynb", f"({len(nb.cells)} cells)")
 

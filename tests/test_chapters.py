@@ -20,6 +20,7 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(CHAPTERS, "*.ipynb")))
 EXECUTED_COPIES = sorted(glob.glob(os.path.join(CHAPTERS, "executed", "*.ipynb")))
 CELL_TIMEOUT = 300
 sys.path.insert(0, CHAPTERS)
+import _build  # noqa: E402  (chapters/_build.py: writes the source notebooks)
 import _execute  # noqa: E402  (chapters/_execute.py: runs notebooks and keeps the executed copy)
 
 
@@ -88,6 +89,26 @@ def test_execute_writes_a_stamped_copy(tmp_path, monkeypatch):
     assert os.listdir(tmp_path / "executed") == ["demo.ipynb"]   # written whole, no temporary left
     with pytest.raises(FileNotFoundError, match="no chapter notebook"):
         _execute.execute("absent", src_dir=str(src), out_dir=str(tmp_path / "executed"))
+
+
+def test_build_replaces_a_notebook_whole_or_not_at_all(tmp_path, monkeypatch):
+    """_build.write_all writes through fileio.atomic_open: a failure before the rename (fsync
+    raising, as on a full disk) leaves the previous notebook as it was and no temporary file."""
+    import _notebooks
+    from tinyvision import fileio
+    monkeypatch.setattr(_build, "HERE", str(tmp_path))
+    monkeypatch.setattr(_notebooks, "NOTEBOOKS", {"01_demo": ["md:# Demo", "print(1)"]})
+    _build.write_all()
+    before = (tmp_path / "01_demo.ipynb").read_bytes()
+    assert nbformat.reads(before.decode(), as_version=4).cells[1].source == "print(1)"
+    monkeypatch.setattr(_notebooks, "NOTEBOOKS", {"01_demo": ["md:# Demo", "print(2)"]})
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(fileio.os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        _build.write_all()
+    assert (tmp_path / "01_demo.ipynb").read_bytes() == before and os.listdir(tmp_path) == ["01_demo.ipynb"]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the diverging run overflows on purpose

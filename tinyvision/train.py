@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import backend, data, metrics, models, optim
-from .ops import cross_entropy
 from .fileio import atomic_open, write_json
+from .ops import cross_entropy
 from .serialization import load, save
 from .tensor import Tensor, no_grad
 
