@@ -40,8 +40,23 @@ def _add_train_args(p):
                    help="also average over the image moved PX pixels up, down, left and right")
     p.add_argument("--eval-every", type=int, metavar="K",
                    help="test every K epochs and after the last (default 1): saves the test pass's time")
+    p.add_argument("--progressive", type=_progressive, metavar="SIZE:EPOCH[,SIZE:EPOCH...]",
+                   help="progressive resizing: train on SIZE x SIZE random crops through epoch EPOCH, "
+                        "then the next phase, then whole images (e.g. 24:18: 24-pixel crops for epochs 1-18)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+
+def _progressive(text):
+    """'24:18' or '20:6,24:16' -> [[24, 18]] or [[20, 6], [24, 16]]."""
+    try:
+        phases = [[int(v) for v in phase.split(":")] for phase in text.split(",")]
+        if all(len(phase) == 2 for phase in phases):
+            return phases
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected SIZE:EPOCH pairs separated by commas (e.g. 24:18), "
+                                     f"got {text!r}")
 
 
 def cmd_train(args):

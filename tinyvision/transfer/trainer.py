@@ -74,6 +74,10 @@ class AdaptedTrainer(Trainer):
         # the model's own input size and normalisation (a 224x224 backbone gets resized images)
         return model_transform(self.cfg.augment, self.model), model_transform("none", self.model)
 
+    def crop_transform(self, size):
+        raise ValueError(f"progressive resizing ({size}px crops) trains a model on parts of its input "
+                         "images; this trainer resizes the images to the model's input size instead")
+
     def build_optimization(self):
         optimizer = build_optimizer(self.model, self.cfg)   # the recipe's optimizer class and options
         if self.param_groups is not None:
