@@ -102,32 +102,102 @@ def test_tta_averages_the_shifted_and_mirrored_views(cifar_dir):
         TrainConfig(model="resnet20", tta_shift=1.5).resolved()
 
 
-def test_resume_after_interruption_is_exact(cifar_dir, tmp_path, monkeypatch):
-    straight = Trainer(config(cifar_dir, tmp_path / "a", model="resnet20", lr=0.05), progress=False)
-    straight.fit()
-    expected = straight.model.state_dict()
-
-    interrupted = Trainer(config(cifar_dir, tmp_path / "b", model="resnet20", lr=0.05), progress=False)
+def interrupt_and_resume(trainer, monkeypatch, at_call):
+    """Send Ctrl-C (SIGINT) during the ``at_call``-th training step of ``trainer.fit()``, then
+    rebuild the trainer from its run folder as ``--resume`` does."""
     calls = {"n": 0}
     original = Trainer.train_step
 
     def flaky(self, x, y):
         calls["n"] += 1
-        if calls["n"] == 11:  # Ctrl-C arrives during epoch 2's third step (8 steps per epoch)
+        if calls["n"] == at_call:
             os.kill(os.getpid(), signal.SIGINT)
         return original(self, x, y)
 
     monkeypatch.setattr(Trainer, "train_step", flaky)
     with pytest.raises(KeyboardInterrupt):
-        interrupted.fit()
+        trainer.fit()
     monkeypatch.setattr(Trainer, "train_step", original)
-    resumed = Trainer.resume(str(tmp_path / "b"), progress=False)
-    assert (resumed.epoch, resumed.step_in_epoch) == (1, 3)   # the step in flight was finished
-    resumed.fit()
-    got = resumed.model.state_dict()
+    return Trainer.resume(trainer.cfg.out, progress=False)
+
+
+def assert_same_weights(a, b):
+    expected, got = a.model.state_dict(), b.model.state_dict()
     for k in expected:
         np.testing.assert_array_equal(got[k], expected[k], err_msg=k)
+
+
+def test_resume_after_interruption_is_exact(cifar_dir, tmp_path, monkeypatch):
+    straight = Trainer(config(cifar_dir, tmp_path / "a", model="resnet20", lr=0.05), progress=False)
+    straight.fit()
+    interrupted = Trainer(config(cifar_dir, tmp_path / "b", model="resnet20", lr=0.05), progress=False)
+    # Ctrl-C arrives during epoch 2's third step (8 steps per epoch)
+    resumed = interrupt_and_resume(interrupted, monkeypatch, at_call=11)
+    assert (resumed.epoch, resumed.step_in_epoch) == (1, 3)   # the step in flight was finished
+    resumed.fit()
+    assert_same_weights(straight, resumed)
     assert len(resumed.history) == 2
+
+
+def test_progressive_resizing_trains_crops_then_whole_images(cifar_dir, tmp_path, monkeypatch):
+    """progressive=[[16, 1], [24, 2]] over 3 epochs: 16-pixel crops in epoch 1, 24-pixel ones in
+    epoch 2, the whole 32-pixel images in epoch 3, with prefetching on (the transform must be
+    chosen before the prefetcher starts an epoch); interrupted in a crop epoch, a run resumes
+    with that epoch's crops and ends exactly where the straight run does."""
+    from tinyvision.plots import read_metrics
+    sizes, original = [], Trainer.train_step
+
+    def record(self, x, y):
+        sizes.append((self.epoch, x.shape[2], x.shape[3]))
+        return original(self, x, y)
+
+    kw = dict(model="resnet20", lr=0.05, epochs=3, prefetch=2, progressive=[[16, 1], [24, 2]])
+    lines = []
+    monkeypatch.setattr(Trainer, "train_step", record)
+    straight = Trainer(config(cifar_dir, tmp_path / "a", **kw), progress=False, log=lines.append)
+    straight.fit()
+    assert sizes == [(0, 16, 16)] * 8 + [(1, 24, 24)] * 8 + [(2, 32, 32)] * 8
+    assert [row["train_size"] for row in read_metrics(str(tmp_path / "a"))] == [16, 24, 32]
+    assert [line.split(" | ")[2].split(" at ")[1] for line in lines] == ["16px", "24px", "32px"]
+
+    interrupted = Trainer(config(cifar_dir, tmp_path / "b", **kw), progress=False)
+    resumed = interrupt_and_resume(interrupted, monkeypatch, at_call=11)  # epoch 2, step 3
+    monkeypatch.setattr(Trainer, "train_step", record)
+    sizes.clear()
+    resumed.fit()
+    assert sizes[:5] == [(1, 24, 24)] * 5 and sizes[5:] == [(2, 32, 32)] * 8
+    assert_same_weights(straight, resumed)
+
+
+def test_progressive_phases_are_checked_before_training(cifar_dir, tmp_path):
+    from tinyvision.cli import build_parser
+    for phases, message in [([[24, 3]], "must end on whole images"), ([[20, 2], [24, 1]], "rising epochs"),
+                            ([[24, 1], [28, 1]], "rising epochs"), ([[0, 1]], "positive crop sizes"),
+                            ([[24]], "pairs")]:
+        with pytest.raises(ValueError, match=message):
+            TrainConfig(model="resnet20", epochs=3, progressive=phases).resolved()
+    with pytest.raises(ValueError, match="smaller than the 32-pixel training images, got \\[32\\]"):
+        Trainer(config(cifar_dir, tmp_path / "big", progressive=[[32, 1]]), progress=False)
+    args = build_parser().parse_args(["train", "--progressive", "20:6,24:16"])
+    assert args.progressive == [[20, 6], [24, 16]]
+    for text in ("24", "24:x", "24:1:2"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["train", "--progressive", text])
+
+
+def test_progressive_crop_windows_come_from_the_unpadded_image():
+    # crop=24 replaces the padded 32-pixel crop: every training image is a 24 x 24 window of
+    # its source (or that window mirrored), never a window reaching into padding
+    from tinyvision.train import build_transform
+    images = np.random.default_rng(0).integers(1, 256, (16, 32, 32, 3), dtype=np.uint8)
+    out = build_transform("crop_flip", (0, 0, 0), (1, 1, 1), crop=24)(images, np.random.default_rng(1))
+    assert out.shape == (16, 3, 24, 24)
+    windows = np.lib.stride_tricks.sliding_window_view(images, (24, 24), axis=(1, 2))  # (N, 9, 9, C, 24, 24)
+    for n in range(16):
+        crop = np.rint(out[n] * 255).astype(np.uint8)
+        found = [(crop == w).all() or (crop[:, :, ::-1] == w).all()
+                 for w in windows[n].reshape(-1, 3, 24, 24)]
+        assert any(found), n
 
 
 def test_nan_loss_stops_with_a_clear_error(cifar_dir, tmp_path):

@@ -1,6 +1,7 @@
 """Transfer learning: fine-tuning modes and learning rates, pretext tasks, weight round trips,
 class splits, the finetune/pretrain commands, and tinyvision weights in a PyTorch twin."""
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -237,6 +238,9 @@ def test_adapted_trainer_feeds_the_models_input_size_and_normalisation(tmp_path)
     np.testing.assert_allclose(x.numpy().mean(axis=(2, 3)), expected, atol=2e-2)
     plain = Trainer(cfg, progress=False, model=tv.models.create("resnet20"), datasets=sets)
     assert next(iter(plain.train_loader))[0].shape[1:] == (3, 32, 32)
+    # progressive resizing crops the images a resizing trainer would scale: refused, by name
+    with pytest.raises(ValueError, match="progressive resizing"):
+        AdaptedTrainer(dataclasses.replace(cfg, epochs=2, progressive=[[24, 1]]), model, *sets, progress=False)
 
 
 # ------------------------------------------------------------------ splits
