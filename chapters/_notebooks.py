@@ -1227,8 +1227,8 @@ NOTEBOOKS["06_projects"] = [
     On top of them:
 
     * **Detection, CenterNet-style (anchor-free)**: a heat map per class at stride 4 whose peaks are
-      object centres, trained with the focal loss $-(1-p)^2 \log p$ at centres and
-      $-(1-y)^4 p^2 \log(1-p)$ elsewhere ($y$ a Gaussian bump around each centre), plus L1 losses
+      object centres, trained with the focal loss $-(1-p)^2 \\log p$ at centres and
+      $-(1-y)^4 p^2 \\log(1-p)$ elsewhere ($y$ a Gaussian bump around each centre), plus L1 losses
       on box size and sub-cell offset. Decoding keeps 3x3 local maxima, then class-wise NMS.
       Scored by AP@0.5 and COCO's AP@[.5:.95].
     * **Segmentation**: a U-Net decoder (transposed conv and bilinear upsampling, concatenating the
