@@ -178,6 +178,9 @@ def test_progressive_phases_are_checked_before_training(cifar_dir, tmp_path):
             TrainConfig(model="resnet20", epochs=3, progressive=phases).resolved()
     with pytest.raises(ValueError, match="smaller than the 32-pixel training images, got \\[32\\]"):
         Trainer(config(cifar_dir, tmp_path / "big", progressive=[[32, 1]]), progress=False)
+    # a ViT's position embeddings fix its input size: refused before training starts
+    with pytest.raises(ValueError, match="vit_cifar_tiny cannot train on 24px crops .*PatchEmbed expected"):
+        Trainer(config(cifar_dir, tmp_path / "vit", progressive=[[24, 1]]), progress=False)
     args = build_parser().parse_args(["train", "--progressive", "20:6,24:16"])
     assert args.progressive == [[20, 6], [24, 16]]
     for text in ("24", "24:x", "24:1:2"):

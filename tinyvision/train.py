@@ -263,6 +263,8 @@ class Trainer:
         if too_big:
             raise ValueError(f"progressive: crop sizes must be smaller than the {self.image_side}-pixel "
                              f"training images, got {too_big}")
+        for size in sorted({size for size, _ in cfg.progressive}):
+            self._check_model_takes(size)
         # one transform per crop size, picked at the start of each epoch (train_one_epoch)
         self.train_transforms = {None: train_transform}
         self.train_transforms.update((size, self.crop_transform(size)) for size, _ in cfg.progressive)
@@ -306,6 +308,20 @@ class Trainer:
             if epoch < until:
                 return size
         return None
+
+    def _check_model_takes(self, size):
+        """One image through the model at size x size, so that a model with a fixed input size
+        (a ViT's position embeddings) refuses progressive resizing now, not at the first step."""
+        probe = np.zeros((1, self.train_set.data.shape[3], size, size), np.float32)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with no_grad():
+                self.model(Tensor(probe, device=self.device))
+        except ValueError as err:
+            raise ValueError(f"progressive: {self.cfg.model} cannot train on {size}px crops ({err})") from None
+        finally:
+            self.model.train(was_training)
 
     def build_optimization(self):
         """(optimizer, scheduler) of the recipe for ``self.model``. Subclasses that change the
