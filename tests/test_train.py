@@ -188,6 +188,23 @@ def test_progressive_phases_are_checked_before_training(cifar_dir, tmp_path):
             build_parser().parse_args(["train", "--progressive", text])
 
 
+
+def test_cli_train_reports_a_bad_setup_in_one_line(cifar_dir, tmp_path, capsys):
+    # errors found while the run is set up (options, data) end the command with status 2 and
+    # the message, not a traceback; errors during training keep theirs
+    from tinyvision import cli
+    cases = [(["--data", cifar_dir, "--model", "vit_cifar_tiny", "--epochs", "2", "--progressive", "24:1"],
+              "progressive: vit_cifar_tiny cannot train on 24px crops"),
+             (["--data", str(tmp_path / "nowhere")], "nowhere"),
+             (["--resume", str(tmp_path / "no_run")], "no checkpoint to resume")]
+    for args, message in cases:
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["train", "--out", str(tmp_path / "run"), *args])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and "Traceback" not in err
+        assert err.startswith("python -m tinyvision train: error: ") and message in err, err
+
+
 def test_progressive_crop_windows_come_from_the_unpadded_image():
     # crop=24 replaces the padded 32-pixel crop: every training image is a 24 x 24 window of
     # its source (or that window mirrored), never a window reaching into padding

@@ -63,14 +63,18 @@ def cmd_train(args):
     if args.tf32:  # CuPy reads it when it first loads, so before anything touches the GPU
         os.environ["CUPY_TF32"] = "1"
     from .train import Trainer
-    if args.resume:
-        trainer = Trainer.resume(args.resume, progress=not args.no_progress,
-                                 **({"epochs": args.epochs} if args.epochs != TrainConfig().epochs else {}))
-    else:
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-        values["out"] = args.out or os.path.join("runs", args.model)
-        trainer = Trainer(TrainConfig(**values), progress=not args.no_progress)
+    try:  # a bad option or a missing data file: one line that says what is wrong, no traceback
+        if args.resume:
+            trainer = Trainer.resume(args.resume, progress=not args.no_progress,
+                                     **({"epochs": args.epochs} if args.epochs != TrainConfig().epochs else {}))
+        else:
+            fields = {f.name for f in dataclasses.fields(TrainConfig)}
+            values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+            values["out"] = args.out or os.path.join("runs", args.model)
+            trainer = Trainer(TrainConfig(**values), progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"python -m tinyvision train: error: {err}", file=sys.stderr)
+        return 2
     try:
         trainer.fit()
     except KeyboardInterrupt:
