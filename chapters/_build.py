@@ -41,11 +41,13 @@ def cells_to_notebook(cells):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     for text in cells:
-        text = textwrap.dedent(text).strip("\n")
         if text.startswith("md:"):
-            nb.cells.append(nbformat.v4.new_markdown_cell(text[3:].lstrip()))
+            # the text starts on the marker's line or the next; the lines below it carry the
+            # source's indentation, which markdown would read as code blocks: dedent them alone
+            first, _, rest = text[3:].partition("\n")
+            nb.cells.append(nbformat.v4.new_markdown_cell((first.strip() + "\n" + textwrap.dedent(rest)).strip("\n")))
         else:
-            nb.cells.append(nbformat.v4.new_code_cell(text))
+            nb.cells.append(nbformat.v4.new_code_cell(textwrap.dedent(text).strip("\n")))
     return nb
 
 

@@ -53,6 +53,31 @@ def test_notebook_runs_in_quick_mode(path, monkeypatch):
     client.execute()   # raises CellExecutionError, naming the cell, on the first error
 
 
+def test_markdown_cells_lose_the_source_indentation():
+    # _notebooks.py writes cells indented inside Python strings; markdown reads a line indented
+    # by four spaces after a blank line as a code block, so headings and paragraphs would show
+    # as code. The marker line and the dedented rest make the cell; relative indents survive.
+    nb = _build.cells_to_notebook(["md:\n    ## Title\n\n    Text\n    - item\n      more", "md: One line\n    next",
+                                   "\n    x = 1\n    if x:\n        x += 1\n    "])
+    assert [c.source for c in nb.cells] == ["## Title\n\nText\n- item\n  more", "One line\nnext",
+                                            "x = 1\nif x:\n    x += 1"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + EXECUTED_COPIES,
+                         ids=[os.path.relpath(p, CHAPTERS)[:-6] for p in NOTEBOOKS + EXECUTED_COPIES])
+def test_no_markdown_line_renders_as_an_indented_code_block(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        fenced, previous_blank = False, True
+        for line in cell.source.split("\n"):
+            fenced ^= line.lstrip().startswith("```")
+            assert fenced or not (previous_blank and line.startswith("    ") and line.strip()), \
+                f"{cell.get('id')}: {line!r} would show as code"
+            previous_blank = not line.strip()
+
+
 @pytest.mark.parametrize("path", EXECUTED_COPIES, ids=[os.path.basename(p)[:-6] for p in EXECUTED_COPIES])
 def test_executed_copy_is_a_run_of_the_current_notebook(path):
     """An executed copy's code is its source notebook's, cell for cell (edit a chapter, run it
