@@ -9,7 +9,9 @@ made (mode, data, machine, threads, wall time, commit), the same facts are kept 
 
 ``tests/test_chapters.py`` checks every executed copy: its code cells must be the source
 notebook's, cell for cell (an edited chapter needs a new run, never stale outputs under new
-code) and no cell may have raised.
+code), its markdown too, and no cell may have raised. Prose has no outputs, so an edit that
+touches only markdown needs no new run: ``python chapters/_execute.py --sync-markdown NAME``
+carries the source's markdown into the executed copy.
 """
 import argparse
 import datetime
@@ -128,14 +130,44 @@ def execute(name, quick=False, timeout=None, src_dir=HERE, out_dir=EXECUTED):
     return out
 
 
+def sync_markdown(name, src_dir=HERE, out_dir=EXECUTED):
+    """Give OUT_DIR/NAME.ipynb the markdown of SRC_DIR/NAME.ipynb, cell by cell (matched by
+    cell id), leaving its code, outputs and run stamp alone. Refused (ValueError) when the code
+    differs: that copy is a run of other code and needs executing again. Returns the number of
+    markdown cells changed."""
+    src = nbformat.read(os.path.join(src_dir, name + ".ipynb"), as_version=4)
+    path = os.path.join(out_dir, name + ".ipynb")
+    nb = nbformat.read(path, as_version=4)
+    code = [[c.source for c in n.cells if c.cell_type == "code"] for n in (src, nb)]
+    if code[0] != code[1]:
+        raise ValueError(f"{path} ran other code than its source; run `python chapters/_execute.py {name}`")
+    text = {c.id: c.source for c in src.cells if c.cell_type == "markdown"}
+    cells = [c for c in nb.cells if c.cell_type == "markdown" and c.id != "executed-run"]
+    if sorted(c.id for c in cells) != sorted(text):
+        raise ValueError(f"{path}: its markdown cells are not the source's (cells added or removed); "
+                         f"run `python chapters/_execute.py {name}`")
+    stale = [c for c in cells if c.source != text[c.id]]
+    for c in stale:
+        c.source = text[c.id]
+    if stale:
+        with atomic_open(path, "w", encoding="utf-8") as f:
+            nbformat.write(nb, f)
+    return len(stale)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="+", help="notebook names without .ipynb (e.g. 01_computer_vision_and_pretraining)")
     p.add_argument("--quick", action="store_true", help="QUICK mode (TINYVISION_QUICK=1) instead of full mode")
     p.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: no limit)")
+    p.add_argument("--sync-markdown", action="store_true",
+                   help="run nothing: carry the source's markdown into the executed copy")
     args = p.parse_args(argv)
     for name in args.names:
         name = name[:-6] if name.endswith(".ipynb") else os.path.basename(name)
+        if args.sync_markdown:
+            print(f"{name}: {sync_markdown(name)} markdown cells updated", flush=True)
+            continue
         t = time.time()
         path = execute(name, args.quick, args.timeout)
         print(f"wrote {os.path.relpath(path)} ({(time.time() - t) / 60:.1f} min)", flush=True)

@@ -81,18 +81,58 @@ def test_no_markdown_line_renders_as_an_indented_code_block(path):
 @pytest.mark.parametrize("path", EXECUTED_COPIES, ids=[os.path.basename(p)[:-6] for p in EXECUTED_COPIES])
 def test_executed_copy_is_a_run_of_the_current_notebook(path):
     """An executed copy's code is its source notebook's, cell for cell (edit a chapter, run it
-    again), it says how it was run, and no cell raised."""
+    again), so is its prose (edited markdown: --sync-markdown), it says how it was run, and no
+    cell raised."""
     nb = nbformat.read(path, as_version=4)
     source = os.path.join(CHAPTERS, os.path.basename(path))
+    name = os.path.basename(path)[:-6]
     assert os.path.exists(source), f"{path} is a run of a notebook that no longer exists"
-    assert _code_sources(nb) == _code_sources(nbformat.read(source, as_version=4)), \
-        f"{path} ran other code than {source}: rerun `python chapters/_execute.py {os.path.basename(path)[:-6]}`"
+    src = nbformat.read(source, as_version=4)
+    assert _code_sources(nb) == _code_sources(src), \
+        f"{path} ran other code than {source}: rerun `python chapters/_execute.py {name}`"
+    assert _markdown(nb) == _markdown(src), \
+        f"{path} has other prose than {source}: `python chapters/_execute.py --sync-markdown {name}`"
     run = nb.metadata[_execute.RUN_KEY]
     assert run["mode"] in ("full", "quick") and run["wall_time_s"] > 0 and run["machine"] and run["commit"]
     assert nb.cells[0].cell_type == "markdown" and "Executed copy" in nb.cells[0].source
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors, f"{path} holds an error output: {errors[0].get('ename')}"
     assert any(c.outputs for c in nb.cells if c.cell_type == "code"), f"{path} has no outputs"
+
+
+def _markdown(nb):
+    return {c.id: c.source for c in nb.cells if c.cell_type == "markdown" and c.id != "executed-run"}
+
+
+def test_sync_markdown_carries_prose_into_an_executed_copy(tmp_path):
+    """--sync-markdown: the source's edited markdown reaches the executed copy, whose code,
+    outputs and run stamp stay; a copy of other code is refused (it needs a new run)."""
+    def write(cells, folder, outputs=False):
+        nb = _build.cells_to_notebook(cells)
+        for i, cell in enumerate(nb.cells):
+            cell["id"] = f"demo-{i:02d}"
+        if outputs:
+            nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="2\n")]
+            stamp = nbformat.v4.new_markdown_cell("> **Executed copy** of demo")
+            stamp["id"] = "executed-run"
+            nb.cells.insert(0, stamp)
+        os.makedirs(folder, exist_ok=True)
+        nbformat.write(nb, str(folder / "demo.ipynb"))
+
+    src, out = tmp_path / "src", tmp_path / "executed"
+    write(["md:\n    # Old title", "\n    print(1 + 1)", "md: old words"], out, outputs=True)
+    write(["md:\n    # New title", "\n    print(1 + 1)", "md: old words"], src)
+    assert _execute.sync_markdown("demo", src_dir=str(src), out_dir=str(out)) == 1
+    nb = nbformat.read(str(out / "demo.ipynb"), as_version=4)
+    assert [c.source for c in nb.cells] == ["> **Executed copy** of demo", "# New title", "print(1 + 1)", "old words"]
+    assert nb.cells[2].outputs[0].text == "2\n"
+    assert _execute.sync_markdown("demo", src_dir=str(src), out_dir=str(out)) == 0
+    write(["md:\n    # New title", "\n    print(1 + 2)", "md: old words"], src)
+    with pytest.raises(ValueError, match="ran other code than its source"):
+        _execute.sync_markdown("demo", src_dir=str(src), out_dir=str(out))
+    write(["md:\n    # New title", "\n    print(1 + 1)", "md: old words", "md: a new cell"], src)
+    with pytest.raises(ValueError, match="cells added or removed"):
+        _execute.sync_markdown("demo", src_dir=str(src), out_dir=str(out))
 
 
 def test_execute_writes_a_stamped_copy(tmp_path, monkeypatch):
