@@ -28,6 +28,10 @@ def _code_sources(nb):
     return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
+def _markdown(nb):
+    return {c.id: c.source for c in nb.cells if c.cell_type == "markdown" and c.id != "executed-run"}
+
+
 def test_every_chapter_has_a_notebook():
     names = {os.path.basename(p) for p in NOTEBOOKS}
     for stem in ["01_", "02_", "03_", "04_", "05_", "06_", "07_", "appendix_b", "appendix_cef"]:
@@ -98,10 +102,6 @@ def test_executed_copy_is_a_run_of_the_current_notebook(path):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors, f"{path} holds an error output: {errors[0].get('ename')}"
     assert any(c.outputs for c in nb.cells if c.cell_type == "code"), f"{path} has no outputs"
-
-
-def _markdown(nb):
-    return {c.id: c.source for c in nb.cells if c.cell_type == "markdown" and c.id != "executed-run"}
 
 
 def test_sync_markdown_carries_prose_into_an_executed_copy(tmp_path):

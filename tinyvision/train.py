@@ -263,11 +263,13 @@ class Trainer:
         if too_big:
             raise ValueError(f"progressive: crop sizes must be smaller than the {self.image_side}-pixel "
                              f"training images, got {too_big}")
-        for size in sorted({size for size, _ in cfg.progressive}):
-            self._check_model_takes(size)
-        # one transform per crop size, picked at the start of each epoch (train_one_epoch)
+        # one transform per crop size, picked at the start of each epoch (train_one_epoch); a
+        # trainer that resizes its images refuses in crop_transform, before any probe runs
         self.train_transforms = {None: train_transform}
-        self.train_transforms.update((size, self.crop_transform(size)) for size, _ in cfg.progressive)
+        for size, _ in cfg.progressive:
+            if size not in self.train_transforms:
+                self.train_transforms[size] = self.crop_transform(size)
+                self._check_model_takes(size)
         self.train_loader = data.DataLoader(
             self.train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, seed=cfg.seed,
             transform=train_transform, device=self.device, prefetch=cfg.prefetch)
