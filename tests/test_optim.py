@@ -382,3 +382,55 @@ def test_clip_grad_value(rng):
     np.testing.assert_array_equal(params[0].grad.numpy(), np.clip(g, -0.5, 0.5))
     with pytest.raises(ValueError, match=">= 0"):
         optim.clip_grad_value_(params, -1)
+
+
+# ------------------------------------------------------------------ swa_utils.update_bn
+def test_update_bn_averages_the_loaders_batch_statistics(rng):
+    net = tv.nn.Sequential(tv.nn.Conv2d(3, 4, 3, padding=1, dtype=np.float64), tv.nn.BatchNorm2d(4, dtype=np.float64),
+                           tv.nn.ReLU(), tv.nn.Conv2d(4, 2, 1, dtype=np.float64),
+                           tv.nn.BatchNorm2d(2, momentum=0.3, dtype=np.float64))
+    bn1, bn2 = net[1], net[4]
+    bn1.running_mean.data[:] = 7.0  # stale estimates, from 5 training steps, that must not survive
+    bn1.num_batches_tracked.data[...] = 5
+    net.eval()
+    net[2].train()                  # a mixed mode, restored as it was
+    weights = {k: v.copy() for k, v in net.state_dict().items() if "running" not in k and "tracked" not in k}
+    # three batches with different statistics, the last one smaller; as (x, y) pairs
+    batches = [(tv.Tensor(rng.normal(i, 1 + i, (n, 3, 5, 5)), dtype=np.float64), tv.Tensor(np.zeros(n)))
+               for i, n in enumerate((6, 6, 3))]
+    assert optim.swa_utils.update_bn(batches, net) == 15
+
+    # expected: the plain mean over batches of each batch's mean and unbiased variance at each
+    # layer's input, the layers before it normalising with batch statistics (training mode)
+    def batch_normed(a, bn):
+        return tv.ops.batch_norm(a, None, None, bn.weight, bn.bias, training=True)
+    for layer, upto in ((bn1, lambda x: net[0](x)),
+                        (bn2, lambda x: net[3](net[2](batch_normed(net[0](x), bn1))))):
+        a = [upto(x).numpy() for x, _ in batches]
+        mean = np.mean([f.mean(axis=(0, 2, 3)) for f in a], axis=0)
+        var = np.mean([f.var(axis=(0, 2, 3), ddof=1) for f in a], axis=0)
+        np.testing.assert_allclose(layer.running_mean.numpy(), mean, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(layer.running_var.numpy(), var, rtol=1e-10)
+    assert int(bn1.num_batches_tracked.data) == 3 and int(bn2.num_batches_tracked.data) == 3
+    # momenta, modes and weights as before; no graph or gradient was recorded
+    assert bn1.momentum == 0.1 and bn2.momentum == 0.3
+    assert [m.training for m in net.modules()] == [False, False, False, True, False, False]
+    for k, v in net.state_dict().items():
+        if k in weights:
+            np.testing.assert_array_equal(v, weights[k])
+    assert all(p.grad is None for p in net.parameters()) and tv.is_grad_enabled()
+
+
+def test_update_bn_max_images_bare_batches_and_errors(rng):
+    bn = tv.nn.BatchNorm2d(2, dtype=np.float64)
+    xs = [tv.Tensor(rng.normal(i, 1.0, (4, 2, 3, 3)), dtype=np.float64) for i in range(3)]  # bare
+    assert optim.swa_utils.update_bn(xs, bn, max_images=6) == 8            # stops after batch 2
+    np.testing.assert_allclose(bn.running_mean.numpy(),
+                               (xs[0].numpy().mean(axis=(0, 2, 3)) + xs[1].numpy().mean(axis=(0, 2, 3))) / 2)
+    before = bn.running_mean.numpy().copy()
+    with pytest.raises(ValueError, match="no batches"):
+        optim.swa_utils.update_bn([], bn)
+    np.testing.assert_array_equal(bn.running_mean.numpy(), before)
+    with pytest.raises(ValueError, match="max_images"):
+        optim.swa_utils.update_bn(xs, bn, max_images=0)
+    assert optim.swa_utils.update_bn(xs, tv.nn.Linear(3, 3)) == 0          # nothing to update

@@ -1,5 +1,6 @@
 """The engine: graph recording, backward, accumulation, memory, devices and errors."""
 import gc
+import inspect
 import weakref
 
 import numpy as np
@@ -113,6 +114,8 @@ def test_no_grad_records_nothing():
         return t * 3.0
     assert not f(x).requires_grad
     assert tv.is_grad_enabled()
+    # the decorated function keeps its name, docstring and signature (help(), tracebacks)
+    assert f.__name__ == "f" and str(inspect.signature(f)) == "(t)"
 
 
 def test_detach_cuts_the_graph():

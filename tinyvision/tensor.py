@@ -12,6 +12,8 @@ graph of any depth works) and applies the chain rule
 Broadcasting is undone in one place, ``unbroadcast``: an input of shape (3, 1) broadcast to
 (5, 3, 4) receives the output gradient summed over the broadcast axes.
 """
+import functools
+
 import numpy as np
 
 from . import backend
@@ -32,10 +34,10 @@ class no_grad:
         _grad_enabled = self._prev
 
     def __call__(self, fn):
+        @functools.wraps(fn)  # name, docstring and signature of fn, for help() and tracebacks
         def wrapper(*args, **kwargs):
             with no_grad():
                 return fn(*args, **kwargs)
-        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
         return wrapper
 
 

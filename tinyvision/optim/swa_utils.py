@@ -1,0 +1,58 @@
+"""``torch.optim.swa_utils`` names: re-estimating batch norm's running statistics.
+
+Batch norm normalises with batch statistics in training and with running estimates in
+evaluation. Those estimates are an exponential average over the last few hundred training
+batches (momentum 0.1), so they describe the inputs and weights of that stretch of training.
+When evaluation sees something else, they are wrong for it: averaged weights (SWA), or
+whole images after training on smaller crops (progressive resizing, ``train --progressive``,
+where a crop-phase checkpoint tested at 66.11% went to 68.29% after ``update_bn`` on 5000
+whole training images, without any training). ``update_bn`` replaces them by the plain
+average over the batches of a loader:
+
+    running_mean = (1/B) sum_b mu_b,     running_var = (1/B) sum_b var_b * M_b / (M_b - 1)
+
+(B batches, mu_b and var_b the per-channel statistics of batch b over its M_b values; the
+layers' cumulative mode, momentum=None.)
+"""
+from ..nn.normalization import _BatchNorm
+from ..tensor import no_grad
+
+
+@no_grad()
+def update_bn(loader, model, max_images=None):
+    """Recompute the running mean and variance of every batch norm layer of ``model`` from
+    the batches of ``loader`` (each ``x`` or a tuple/list whose first item is ``x``, as model
+    inputs), without gradients; with ``max_images``, stopping after the batch that reaches it. Weights do not
+    change; momenta and each module's training/evaluation mode are restored afterwards.
+
+    Returns the number of images seen. Raises ValueError when the loader yields nothing (the
+    statistics are then left as they were)."""
+    if max_images is not None and (not isinstance(max_images, int) or max_images < 1):
+        raise ValueError(f"update_bn: max_images must be a positive int or None, got {max_images!r}")
+    layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    batches = iter(loader)
+    first = next(batches, None)
+    if first is None:
+        raise ValueError("update_bn: the loader yielded no batches; the running statistics were left unchanged")
+    if not layers:
+        return 0
+    modes = [(m, m.training) for m in model.modules()]
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative: after batch b, running = mean of batches 1..b
+    model.train()
+    seen = 0
+    try:
+        batch = first
+        while batch is not None and (max_images is None or seen < max_images):
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            model(x)
+            seen += x.shape[0]
+            batch = next(batches, None)
+    finally:
+        for m, momentum in zip(layers, momenta):
+            m.momentum = momentum
+        for m, training in modes:
+            object.__setattr__(m, "training", training)
+    return seen
