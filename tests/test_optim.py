@@ -1,5 +1,7 @@
 """Optimizers, schedules and clipping against hand-computed NumPy updates and closed forms."""
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -434,3 +436,20 @@ def test_update_bn_max_images_bare_batches_and_errors(rng):
     with pytest.raises(ValueError, match="max_images"):
         optim.swa_utils.update_bn(xs, bn, max_images=0)
     assert optim.swa_utils.update_bn(xs, tv.nn.Linear(3, 3)) == 0          # nothing to update
+
+
+def test_update_bn_with_a_prefetching_data_loader(rng):
+    images = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    dataset = [(image, 0) for image in images]          # any __len__/__getitem__ data set
+    loader = tv.data.DataLoader(dataset, batch_size=16, prefetch=2)
+    bn = tv.nn.BatchNorm2d(3)
+    threads = threading.active_count()
+    assert optim.swa_utils.update_bn(loader, bn, max_images=20) == 32
+    for _ in range(50):                                  # stopped early: the prefetch thread ends
+        if threading.active_count() == threads:
+            break
+        time.sleep(0.02)
+    assert threading.active_count() == threads
+    first = [x.numpy() for x, _ in loader][:2]
+    np.testing.assert_allclose(bn.running_mean.numpy(), np.mean([f.mean(axis=(0, 2, 3)) for f in first], axis=0),
+                               rtol=1e-5)
