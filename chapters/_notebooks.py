@@ -947,7 +947,9 @@ NOTEBOOKS["05_training_evaluation_optimization"] = [
     On the 2-core CPU, the same 30 epochs fit in two hours with progressive resizing
     (`--progressive 24:18`: epochs 1-18 on random 24 x 24 crops, each step 0.55 of a whole-image
     one, then 12 epochs on whole images): 87.0% plain, 88.4% averaging each image's mirror and
-    shifts by 2 pixels, in 112 minutes with the evaluation.
+    shifts by 2 pixels, in 112 minutes with the evaluation; a second seed gave 86.8% and 88.3%.
+    While the crops last, the test accuracy trails partly because batch norm's running statistics
+    describe crops; `tv.optim.swa_utils.update_bn(loader, model)` re-estimates them on whole images.
     """,
     """md:
     ## 5.3 Evaluation and optimisation (模型评估与优化)
