@@ -169,6 +169,40 @@ def test_progressive_resizing_trains_crops_then_whole_images(cifar_dir, tmp_path
     assert_same_weights(straight, resumed)
 
 
+def test_crop_epochs_are_tested_after_recalibrating_batch_norm(cifar_dir, tmp_path, monkeypatch):
+    """Before a crop epoch's test, batch norm's running statistics are re-estimated on whole
+    training images (bn_recalibration of them); whole-image epochs are tested as they are, and
+    the weights train exactly as without it (training mode uses batch statistics)."""
+    from tinyvision.optim import swa_utils
+    calls, original = [], swa_utils.update_bn
+
+    def record(loader, model, max_images=None):
+        sizes = []
+
+        def batches():
+            for x, y in loader:
+                sizes.append(x.shape[1:])
+                yield x, y
+        seen = original(batches(), model, max_images)
+        calls.append((trainer.epoch, max_images, seen, set(sizes)))
+        return seen
+
+    monkeypatch.setattr(swa_utils, "update_bn", record)
+    kw = dict(model="resnet20", lr=0.05, epochs=3, progressive=[[16, 1], [24, 2]])
+    trainer = Trainer(config(cifar_dir, tmp_path / "a", bn_recalibration=60, **kw), progress=False)
+    trainer.fit()
+    assert calls == [(0, 60, 100, {(3, 32, 32)}), (1, 60, 100, {(3, 32, 32)})]  # batches of 50
+    calls.clear()
+    plain = Trainer(config(cifar_dir, tmp_path / "b", bn_recalibration=0, **kw), progress=False)
+    plain.fit()
+    assert calls == []
+    params = dict(plain.model.named_parameters())
+    for name, p in trainer.model.named_parameters():
+        np.testing.assert_array_equal(p.numpy(), params[name].numpy(), err_msg=name)
+    with pytest.raises(ValueError, match="bn_recalibration"):
+        TrainConfig(model="resnet20", bn_recalibration=-1).resolved()
+
+
 def test_progressive_phases_are_checked_before_training(cifar_dir, tmp_path):
     from tinyvision.cli import build_parser
     for phases, message in [([[24, 3]], "must end on whole images"), ([[20, 2], [24, 1]], "rising epochs"),
@@ -181,8 +215,8 @@ def test_progressive_phases_are_checked_before_training(cifar_dir, tmp_path):
     # a ViT's position embeddings fix its input size: refused before training starts
     with pytest.raises(ValueError, match="vit_cifar_tiny cannot train on 24px crops .*PatchEmbed expected"):
         Trainer(config(cifar_dir, tmp_path / "vit", progressive=[[24, 1]]), progress=False)
-    args = build_parser().parse_args(["train", "--progressive", "20:6,24:16"])
-    assert args.progressive == [[20, 6], [24, 16]]
+    args = build_parser().parse_args(["train", "--progressive", "20:6,24:16", "--bn-recalibration", "0"])
+    assert args.progressive == [[20, 6], [24, 16]] and args.bn_recalibration == 0
     for text in ("24", "24:x", "24:1:2"):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["train", "--progressive", text])

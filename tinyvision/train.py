@@ -73,6 +73,7 @@ class TrainConfig:
     tta_shift: int = 0             # ... and over the image moved this many pixels each way
     eval_every: int = 1            # test every K epochs and after the last; the others get no test numbers
     progressive: list = None       # [(size, until_epoch), ...]: train on size x size crops through that epoch
+    bn_recalibration: int = 5000   # whole training images that re-estimate batch norm before a crop epoch's test (0: off)
     prefetch: int = 2
     log_interval: int = 20
     model_kwargs: dict = field(default_factory=dict)
@@ -88,6 +89,8 @@ class TrainConfig:
         if not (isinstance(values["eval_every"], int) and values["eval_every"] >= 1):
             raise ValueError(f"eval_every: expected an integer >= 1, got {values['eval_every']!r}")
         tta_offsets(values["tta_shift"])  # a bad shift fails here, not after the first epoch
+        if not (isinstance(values["bn_recalibration"], int) and values["bn_recalibration"] >= 0):
+            raise ValueError(f"bn_recalibration: expected a number of images >= 0, got {values['bn_recalibration']!r}")
         values["progressive"] = check_progressive(values["progressive"], values["epochs"])
         return TrainConfig(**values)
 
@@ -425,6 +428,20 @@ class Trainer:
         return dict(train_loss=loss_sum / max(seen, 1), train_acc=correct_sum / max(seen, 1),
                     epoch_time=elapsed, images_per_s=seen / max(elapsed, 1e-9), train_size=crop or self.image_side)
 
+    def recalibrate_bn(self):
+        """Re-estimate batch norm's running statistics on ``cfg.bn_recalibration`` whole training
+        images (a fixed random sample, the test transform: no augmentation).
+
+        After a crop epoch of progressive resizing the running statistics average the crops'
+        batches, while the test shows whole images; tested as they are, the accuracy understates
+        the weights (a ResNet-20 run's checkpoints after crop epochs 6, 12 and 18: 66.11 / 70.38 /
+        72.59% as trained, 68.29 / 76.02 / 79.05% after this, about 10 s for 5000 images on 2 CPU
+        cores), and best.tvz would be chosen on the understated numbers. Training is unchanged:
+        in training mode batch norm normalises with each batch's own statistics."""
+        loader = data.DataLoader(self.train_set, batch_size=self.cfg.eval_batch_size, shuffle=True,
+                                 seed=self.cfg.seed, transform=self.test_loader.transform, device=self.device)
+        optim.swa_utils.update_bn(loader, self.model, max_images=self.cfg.bn_recalibration)
+
     def evaluate(self):
         logits, targets = predict_logits(self.model, self.test_loader, self.cfg.tta_flip, self.cfg.tta_shift)
         with no_grad():
@@ -444,6 +461,8 @@ class Trainer:
                     # skipping the test pass saves its time (12 of 214 s in a CPU ResNet-20 epoch);
                     # the last epoch is always tested, so a run always ends with a best.tvz
                     tested = (self.epoch + 1) % cfg.eval_every == 0 or self.epoch + 1 == cfg.epochs
+                    if tested and cfg.bn_recalibration and self.train_crop(self.epoch) is not None:
+                        self.recalibrate_bn()
                     row.update(self.evaluate() if tested else dict(test_loss=None, test_acc=None))
                     wall += time.perf_counter() - t0
                     row.update(epoch=self.epoch + 1, lr=self.optimizer.param_groups[0]["lr"], wall_time=wall)

@@ -22,20 +22,20 @@ from ..tensor import no_grad
 def update_bn(loader, model, max_images=None):
     """Recompute the running mean and variance of every batch norm layer of ``model`` from
     the batches of ``loader`` (each ``x`` or a tuple/list whose first item is ``x``, as model
-    inputs), without gradients; with ``max_images``, stopping after the batch that reaches it. Weights do not
-    change; momenta and each module's training/evaluation mode are restored afterwards.
+    inputs), without gradients; with ``max_images``, stopping after the batch that reaches it.
+    Weights do not change; momenta and each module's training/evaluation mode are restored.
 
-    Returns the number of images seen. Raises ValueError when the loader yields nothing (the
-    statistics are then left as they were)."""
+    Returns the number of images seen (0 for a model without batch norm, the loader unread).
+    Raises ValueError when the loader yields nothing (the statistics are then left as they were)."""
     if max_images is not None and (not isinstance(max_images, int) or max_images < 1):
         raise ValueError(f"update_bn: max_images must be a positive int or None, got {max_images!r}")
     layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    if not layers:
+        return 0
     batches = iter(loader)
     first = next(batches, None)
     if first is None:
         raise ValueError("update_bn: the loader yielded no batches; the running statistics were left unchanged")
-    if not layers:
-        return 0
     modes = [(m, m.training) for m in model.modules()]
     momenta = [m.momentum for m in layers]
     for m in layers:
