@@ -73,7 +73,7 @@ class TrainConfig:
     tta_shift: int = 0             # ... and over the image moved this many pixels each way
     eval_every: int = 1            # test every K epochs and after the last; the others get no test numbers
     progressive: list = None       # [(size, until_epoch), ...]: train on size x size crops through that epoch
-    bn_recalibration: int = 5000   # whole training images that re-estimate batch norm before a crop epoch's test (0: off)
+    bn_recalibration: int = 5000   # whole images re-estimating batch norm before a crop epoch's test (0: off)
     prefetch: int = 2
     log_interval: int = 20
     model_kwargs: dict = field(default_factory=dict)
@@ -90,7 +90,8 @@ class TrainConfig:
             raise ValueError(f"eval_every: expected an integer >= 1, got {values['eval_every']!r}")
         tta_offsets(values["tta_shift"])  # a bad shift fails here, not after the first epoch
         if not (isinstance(values["bn_recalibration"], int) and values["bn_recalibration"] >= 0):
-            raise ValueError(f"bn_recalibration: expected a number of images >= 0, got {values['bn_recalibration']!r}")
+            raise ValueError("bn_recalibration: expected a number of images >= 0, "
+                             f"got {values['bn_recalibration']!r}")
         values["progressive"] = check_progressive(values["progressive"], values["epochs"])
         return TrainConfig(**values)
 

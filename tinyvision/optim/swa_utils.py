@@ -6,8 +6,8 @@ batches (momentum 0.1), so they describe the inputs and weights of that stretch 
 When evaluation sees something else, they are wrong for it: averaged weights (SWA), or
 whole images after training on smaller crops (progressive resizing, ``train --progressive``,
 where crop-phase checkpoints tested at 66.11 / 70.38 / 72.59% went to 68.29 / 76.02 /
-79.05% after ``update_bn`` on 5000 whole training images, without any training). ``update_bn`` replaces them by the plain
-average over the batches of a loader:
+79.05% after ``update_bn`` on 5000 whole training images, without any training).
+``update_bn`` replaces them by the plain average over the batches of a loader:
 
     running_mean = (1/B) sum_b mu_b,     running_var = (1/B) sum_b var_b * M_b / (M_b - 1)
 
@@ -35,7 +35,7 @@ def update_bn(loader, model, max_images=None):
     batches = iter(loader)
     first = next(batches, None)
     if first is None:
-        raise ValueError("update_bn: the loader yielded no batches; the running statistics were left unchanged")
+        raise ValueError("update_bn: the loader yielded no batches; the running statistics are unchanged")
     modes = [(m, m.training) for m in model.modules()]
     momenta = [m.momentum for m in layers]
     for m in layers:
