@@ -39,13 +39,14 @@ def _add_train_args(p):
     p.add_argument("--tta-shift", type=int, metavar="PX",
                    help="also average over the image moved PX pixels up, down, left and right")
     p.add_argument("--eval-every", type=int, metavar="K",
-                   help="test every K epochs and after the last (default 1): saves the test pass's time")
+                   help=f"test every K epochs and after the last (default {defaults.eval_every}): "
+                        "saves the test pass's time")
     p.add_argument("--progressive", type=_progressive, metavar="SIZE:EPOCH[,SIZE:EPOCH...]",
                    help="progressive resizing: train on SIZE x SIZE random crops through epoch EPOCH, "
                         "then the next phase, then whole images (e.g. 24:18: 24-pixel crops for epochs 1-18)")
     p.add_argument("--bn-recalibration", type=int, metavar="N",
                    help="with --progressive: before testing a crop epoch, re-estimate batch norm's "
-                        "statistics on N whole training images (default 5000; 0: off)")
+                        f"statistics on N whole training images (default {defaults.bn_recalibration}; 0: off)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 

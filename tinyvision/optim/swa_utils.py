@@ -4,9 +4,8 @@ Batch norm normalises with batch statistics in training and with running estimat
 evaluation. Those estimates are an exponential average over the last few hundred training
 batches (momentum 0.1), so they describe the inputs and weights of that stretch of training.
 When evaluation sees something else, they are wrong for it: averaged weights (SWA), or
-whole images after training on smaller crops (progressive resizing, ``train --progressive``,
-where crop-phase checkpoints tested at 66.11 / 70.38 / 72.59% went to 68.29 / 76.02 /
-79.05% after ``update_bn`` on 5000 whole training images, without any training).
+whole images after training on smaller crops (progressive resizing: ``train`` calls this
+before testing a crop epoch, see ``Trainer.recalibrate_bn`` for the measured effect).
 ``update_bn`` replaces them by the plain average over the batches of a loader:
 
     running_mean = (1/B) sum_b mu_b,     running_var = (1/B) sum_b var_b * M_b / (M_b - 1)
@@ -14,6 +13,8 @@ where crop-phase checkpoints tested at 66.11 / 70.38 / 72.59% went to 68.29 / 76
 (B batches, mu_b and var_b the per-channel statistics of batch b over its M_b values; the
 layers' cumulative mode, momentum=None.)
 """
+import itertools
+
 from ..nn.normalization import _BatchNorm
 from ..tensor import no_grad
 
@@ -44,12 +45,12 @@ def update_bn(loader, model, max_images=None):
     model.train()
     seen = 0
     try:
-        batch = first
-        while batch is not None and (max_images is None or seen < max_images):
+        for batch in itertools.chain([first], batches):
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
             model(x)
             seen += x.shape[0]
-            batch = next(batches, None)
+            if max_images is not None and seen >= max_images:
+                break
     finally:
         for m, momentum in zip(layers, momenta):
             m.momentum = momentum
