@@ -176,3 +176,91 @@ def test_ops_split_by_rows_are_exact(name, threads, parts_seen, monkeypatch, rng
     np.testing.assert_allclose(fn(*tensors()).numpy(), expected, rtol=1e-12, atol=1e-12)
     assert 2 in parts_seen
     tv.gradcheck(fn, *tensors())
+
+
+class _GarbageNumpy:
+    """NumPy, but ``empty`` hands out NaN-filled memory: what a reused block may hold."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def empty(shape, dtype=float):
+        return np.full(shape, np.nan, dtype=dtype)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_write_framed_zeroes_the_frame_of_a_dirty_buffer(n, threads, parts_seen, monkeypatch, rng):
+    from tinyvision.ops.conv import write_framed
+    threads(n)
+    monkeypatch.setattr(parallel, "MIN_SPLIT", 1)
+    grid = np.full((4, 3, 7, 9), np.nan)
+    src = rng.standard_normal((4, 3, 5, 6))
+    write_framed(grid, 1, 2, src)
+    expected = np.zeros_like(grid)
+    expected[:, :, 1:6, 2:8] = src
+    np.testing.assert_array_equal(grid, expected)
+    assert max(parts_seen, default=1) == n
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_flat_layout_fills_its_planes_from_dirty_memory(stride, rng):
+    # The planes are built in np.empty memory: every entry that is not a pixel must be written
+    # as zero (padding, the space between images, the tail past the grid), or the convolution
+    # reads garbage.
+    from tinyvision.ops.conv import FlatLayout, conv_out_size
+    x = rng.standard_normal((2, 3, 7, 6))
+    out = (conv_out_size(7, 3, stride, 1, 1), conv_out_size(6, 3, stride, 1, 1))
+    lay = FlatLayout(x.shape, (3, 3), (stride, stride), (1, 1), (1, 1), out)
+    planes = lay.load(_GarbageNumpy(), x)
+    assert not np.isnan(planes).any()
+    np.testing.assert_array_equal(planes, lay.load(np, x))
+    np.testing.assert_array_equal(lay.unload(np, planes[:, :, :lay.length]), x.transpose(1, 0, 2, 3))
+    assert planes.sum() == pytest.approx(x.sum())  # nothing but the pixels is non-zero
+
+
+def test_add_splits_large_sums_and_keeps_the_first_operands_layout(threads, parts_seen, monkeypatch, rng):
+    threads(2)
+    monkeypatch.setattr(parallel, "MIN_SPLIT", 1)
+    a = np.ascontiguousarray(rng.standard_normal((4, 3, 5, 5)).transpose(1, 0, 2, 3))  # (C, N, ...)
+    a = a.transpose(1, 0, 2, 3)                          # an (N, C, H, W) view of channel-major memory
+    b = rng.standard_normal((4, 3, 5, 5))
+    parts_seen.clear()
+    s = parallel.add(a, b)
+    np.testing.assert_array_equal(s, a + b)
+    assert s.strides == a.strides and 2 in parts_seen
+    np.testing.assert_array_equal(parallel.add(a, b[:1]), a + b[:1])  # broadcasting: plain +
+    assert parallel.add(a.astype(np.float32), b).dtype == np.float64
+
+
+def test_backward_adds_the_gradients_of_a_reused_tensor(threads, monkeypatch, rng):
+    threads(2)
+    monkeypatch.setattr(parallel, "MIN_SPLIT", 1)
+    calls = []
+    original = parallel.add
+    monkeypatch.setattr(parallel, "add", lambda a, b: calls.append(a.shape) or original(a, b))
+    x = tv.tensor(rng.standard_normal((4, 3)), dtype=tv.float64, requires_grad=True)
+    g = rng.standard_normal((4, 3))
+    (x * 2.0 + F.relu(x)).backward(tv.tensor(g, dtype=tv.float64))
+    np.testing.assert_allclose(x.grad.numpy(), g * (2.0 + (x.numpy() > 0)), rtol=1e-12)
+    assert calls == [(4, 3)]
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv2d_never_reads_uninitialised_memory(stride, threads, monkeypatch, rng):
+    # Every np.empty the convolution takes is NaN-filled here: forward and both gradients must
+    # come out exactly as with clean memory (one NaN read anywhere would spread).
+    threads(2)
+    x, w = rng.standard_normal((3, 4, 9, 8)), rng.standard_normal((5, 4, 3, 3))
+    g = rng.standard_normal((3, 5) + ((9, 8) if stride == 1 else (5, 4)))
+
+    def run():
+        X = tv.tensor(x, dtype=tv.float64, requires_grad=True)
+        W = tv.tensor(w, dtype=tv.float64, requires_grad=True)
+        y = F.conv2d(X, W, stride=stride, padding=1)
+        y.backward(tv.tensor(g, dtype=tv.float64))
+        return y.numpy(), X.grad.numpy(), W.grad.numpy()
+    clean = run()
+    monkeypatch.setattr(np, "empty", _GarbageNumpy.empty)
+    for a, b in zip(run(), clean):
+        np.testing.assert_array_equal(a, b)

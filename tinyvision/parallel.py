@@ -195,6 +195,19 @@ def elementwise(fn, *arrays):
     for_rows(lambda r: fn(*(x[r] for x in arrays)), a.shape[0], a.size)
 
 
+def add(a, b):
+    """a + b as a new array, split over threads when large (NumPy arrays of one shape);
+    anything else is a plain ``a + b``. The sum takes a's memory order. For the autograd
+    engine, which adds up the gradients of a tensor used twice (every residual block's input):
+    on one core those additions took about 24 ms of an 820 ms ResNet-20 step (batch 128)."""
+    if (not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or a.shape != b.shape
+            or _threads == 1 or a.size < MIN_SPLIT):
+        return a + b
+    out = np.empty_like(a, dtype=np.result_type(a, b))
+    elementwise(lambda o, x, y: np.add(x, y, out=o), out, a, b)
+    return out
+
+
 def matmul(a, b):
     """a @ b for NumPy arrays of two or more axes, split over threads along a's first axis
     (the rows of a matrix, or the stack of a batched product) when it is large; anything
