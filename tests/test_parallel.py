@@ -1,5 +1,6 @@
 """Intra-op threads (tinyvision.parallel) and the ops that split their work with them."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -70,6 +71,50 @@ def test_map_parts_raises_a_parts_exception(threads):
         parallel.map_parts(lambda part: {}["part one failed"] if 1 in part else part, [1, 2, 3, 4])
 
 
+def test_map_blocks_hands_blocks_to_whichever_thread_is_free(threads):
+    # Block 0 holds its thread until every other block is done: with fixed shares (0, 1, 2 on
+    # one thread) that would never happen; handed out one at a time, the other thread runs
+    # blocks 1..5 meanwhile. The results still come back in the blocks' order.
+    threads(2)
+    rest_done, done, lock = threading.Event(), [], threading.Lock()
+
+    def fn(block):
+        if block == 0:
+            assert rest_done.wait(10), "block 0's thread was given the other blocks too"
+        else:
+            with lock:
+                done.append(block)
+                if len(done) == 5:
+                    rest_done.set()
+        return block * 10, threading.current_thread().name
+    results = parallel.map_blocks(fn, range(6))
+    assert [r for r, _ in results] == [0, 10, 20, 30, 40, 50]
+    assert len({name for _, name in results[1:]}) == 1 != len({name for _, name in results})
+
+
+def test_map_blocks_inline_with_one_thread_and_when_nested(threads):
+    threads(1)
+    me = threading.current_thread().name
+    assert parallel.map_blocks(lambda b: (b, threading.current_thread().name), [3, 4]) == [(3, me), (4, me)]
+    threads(2)
+    assert parallel.map_blocks(lambda b: parallel.map_blocks(len, [[1], [1, 2]]), [0, 1]) == [[1, 2], [1, 2]]
+
+
+def test_map_blocks_raises_and_stops_handing_out_blocks(threads):
+    threads(2)
+    ran = []
+
+    def fn(block):
+        ran.append(block)
+        if block == 1:
+            raise KeyError("block one failed")
+        time.sleep(0.002)
+        return block
+    with pytest.raises(KeyError, match="block one failed"):
+        parallel.map_blocks(fn, range(200))
+    assert len(ran) < 50  # not all 200: the other thread stopped after its current block
+
+
 def test_openblas_runs_one_thread_while_tinyvision_splits(threads):
     if parallel.blas_num_threads() is None:
         pytest.skip("NumPy's BLAS here is not an OpenBLAS whose thread count can be set")
@@ -132,7 +177,7 @@ def test_conv2d_split_over_threads_equals_one_thread(dilation, threads, parts_se
     w = rng.standard_normal((4, 64, 3, 3))
     threads(1)
     serial = _conv_check(x, w, 1, dilation, dilation, np.random.default_rng(1))
-    assert max(parts_seen) == 1
+    assert max(parts_seen, default=1) == 1
     threads(2)
     parts_seen.clear()
     split = _conv_check(x, w, 1, dilation, dilation, np.random.default_rng(1))
