@@ -4,7 +4,8 @@
 
 Reports images/s (median over the timed steps), peak memory, a per-op time breakdown, and
 with --vs-torch the same architecture in PyTorch, timed in the same process on the same
-threads, alternating step by step, with the ratio. --inference times eval-mode forward only.
+threads, alternating step by step (in a random order within each pair), with the ratio and its
+quartiles over the pairs. --inference times eval-mode forward only.
 """
 import argparse
 import os
@@ -68,6 +69,24 @@ def timed(step, n):
     return times
 
 
+def alternate(step_a, step_b, pairs, seed=0):
+    """Times of ``pairs`` runs of each step, in pairs: within a pair the two run back to back,
+    and which runs first is drawn at random (seeded). Alternating lets both see the same state
+    of a shared machine; the random order keeps either from always running in the other's
+    wake (with a fixed order, ResNet-20 steps here showed a bias between odd and even places
+    large enough to fake a 6-10% difference). Returns (times of a, times of b), pair by pair."""
+    order = np.random.default_rng(seed).integers(0, 2, pairs)
+    times_a, times_b = [], []
+    for first_b in order:
+        if first_b:
+            times_b += timed(step_b, 1)
+            times_a += timed(step_a, 1)
+        else:
+            times_a += timed(step_a, 1)
+            times_b += timed(step_b, 1)
+    return times_a, times_b
+
+
 def measure(name, batch_size=128, steps=10, warmup=2, device="cpu", inference=False, vs_torch=False):
     """Time ``name``'s training steps (or eval-mode forward passes); returns a dict of
     images/s, the memory readings and, with ``vs_torch``, PyTorch's images/s and the ratio.
@@ -102,15 +121,17 @@ def measure(name, batch_size=128, steps=10, warmup=2, device="cpu", inference=Fa
         for _ in range(warmup):
             torch_step()
         result["torch"] = torch.__version__
-    tv_times, torch_times = [], []
-    for _ in range(steps):  # alternate, so both see the same machine state
-        tv_times += timed(step, 1)
-        if torch_step:
-            torch_times += timed(torch_step, 1)
+    if torch_step:
+        tv_times, torch_times = alternate(step, torch_step, steps)
+    else:
+        tv_times = timed(step, steps)
     result["images_per_s"] = batch_size / float(np.median(tv_times))
     if torch_step:
         result["torch_images_per_s"] = batch_size / float(np.median(torch_times))
         result["ratio"] = result["images_per_s"] / result["torch_images_per_s"]
+        # the spread of the ratio within this run: one ratio per pair of neighbouring steps
+        pair_ratios = np.asarray(torch_times) / np.asarray(tv_times)
+        result["ratio_quartiles"] = [float(q) for q in np.percentile(pair_ratios, [25, 75])]
     result["step"] = step
     return result
 
@@ -137,8 +158,9 @@ def main():
           f"{r['rss_after_3_more_mb']:.0f} MB after 3 more steps (flat = no leak); peak {r['peak_rss_mb']:.0f} MB "
           "(read before PyTorch is loaded)")
     if "ratio" in r:
+        lo, hi = r["ratio_quartiles"]
         print(f"PyTorch {r['torch']}: {r['torch_images_per_s']:8.1f} images/s  -> ratio tinyvision/PyTorch = "
-              f"{r['ratio']:.2f}")
+              f"{r['ratio']:.2f} (pair by pair: quartiles {lo:.2f}-{hi:.2f} over {args.steps} pairs)")
     if args.json:
         write_json(args.json, r)
     if not args.no_breakdown:

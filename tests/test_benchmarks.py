@@ -9,6 +9,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 import micro  # noqa: E402
 import perf_table  # noqa: E402
+import train_step  # noqa: E402
 
 
 def test_perf_table_measures_training_and_inference(tmp_path, capsys):
@@ -27,6 +28,19 @@ def test_vs_torch_ratio_where_pytorch_is_installed(tmp_path):
     pytest.importorskip("torch", reason="PyTorch is an optional reference, not a dependency")
     r = perf_table.run("resnet20", False, 1, 4, torch=True)
     assert r["ratio"] == pytest.approx(r["images_per_s"] / r["torch_images_per_s"])
+    lo, hi = r["ratio_quartiles"]
+    assert 0 < lo <= hi
+
+
+def test_alternate_times_pairs_in_a_random_order():
+    calls = []
+    a, b = train_step.alternate(lambda: calls.append("a"), lambda: calls.append("b"), 20, seed=3)
+    assert len(a) == len(b) == 20 and all(t >= 0 for t in a + b)
+    pairs = [tuple(calls[i:i + 2]) for i in range(0, 40, 2)]
+    assert set(pairs) == {("a", "b"), ("b", "a")}  # both orders occur, always one of each
+    calls.clear()
+    train_step.alternate(lambda: calls.append("a"), lambda: calls.append("b"), 20, seed=3)
+    assert [tuple(calls[i:i + 2]) for i in range(0, 40, 2)] == pairs  # seeded
 
 
 def test_micro_gives_tinyvision_channel_major_activations():
