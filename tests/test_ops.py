@@ -257,6 +257,11 @@ CONV_CASES = [  # (C, O, kernel, stride, padding, dilation, groups, H, W)
     (2, 3, (3, 3), (1, 1), (3, 2), (1, 1), 1, 4, 5),
     (2, 2, (1, 1), (1, 1), (1, 1), (1, 1), 1, 3, 4),
     (3, 2, (3, 2), (1, 1), (1, 0), (1, 2), 1, 5, 6),
+    # stride-1 "same" layers read their input in place (SameLayout): an uneven kernel and
+    # padding, dilation 2 (two masked rows and columns a side), taps reaching past the image
+    (3, 2, (3, 5), (1, 1), (1, 2), (1, 1), 1, 4, 6),
+    (2, 3, (3, 3), (1, 1), (2, 2), (2, 2), 1, 6, 5),
+    (2, 2, (7, 7), (1, 1), (3, 3), (1, 1), 1, 3, 4),
     # strided convolutions on polyphase planes: ResNet's downsampling shape, stride 3 with
     # dilation 2 (taps on three planes), stride 2 with dilation 2 (every tap on one plane, the
     # other three get zero gradient); non-overlapping windows take the strided im2col path

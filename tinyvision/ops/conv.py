@@ -178,9 +178,11 @@ class FlatLayout:
                     self.planes.append((a, b))
                 self.taps.append((self.planes.index((a, b)), di * self.grid[1] + dj))
         self.tail = max(off for _, off in self.taps)
-        # the taps grouped by plane (indices into taps), for the backward's per-plane products
+        # the taps grouped by plane (indices into taps), for the backward's per-plane products,
+        # and each plane's taps as read off the shifted output gradient (``gradient_source``)
         self.plane_taps = [[k for k, (q, _) in enumerate(self.taps) if q == p]
                            for p in range(len(self.planes))]
+        self.back_taps = [[(0, self.tail - self.taps[k][1]) for k in ks] for ks in self.plane_taps]
 
     def _pixels(self, plane, grid):
         """The real pixels among plane (a, b)'s entries: (slice of the image's rows, slice of
@@ -193,6 +195,8 @@ class FlatLayout:
         i0, j0 = (h0 + ph) // sh, (w0 + pw) // sw
         nr, nc = len(range(h0, H, sh)), len(range(w0, W, sw))
         return (rows, cols), grid[:, :, i0:i0 + nr, j0:j0 + nc], (i0, j0)
+
+    align = 1  # column blocks may start anywhere on the flat axis
 
     def load(self, xp, x):
         """x (N, C, H, W) -> planes (P, C, length + tail): zeros but for the pixels of x."""
@@ -224,7 +228,119 @@ class FlatLayout:
 
     def crop(self, y):
         """y (rows, length) on the output grid -> (rows, N, Ho, Wo), the valid outputs."""
-        return self.as_grid(y)[:, :, :self.out_hw[0], :self.out_hw[1]]
+        return parallel.contiguous(self.as_grid(y)[:, :, :self.out_hw[0], :self.out_hw[1]])
+
+    def gradient_source(self, xp, g):
+        """The output gradient g (N, O, Ho, Wo) as the backward reads it: on the output grid,
+        zero off the valid outputs, stored after ``tail`` zeros, so that ``back_taps`` (the
+        flipped shifts tail - off_k) never start before its first entry. Returns it as one
+        plane (1, O, tail + length) and the unshifted part (O, length)."""
+        O = g.shape[1]
+        gshift = xp.empty((O, self.tail + self.length), dtype=g.dtype)
+        gshift[:, :self.tail] = 0
+        write_framed(self.as_grid(gshift[:, self.tail:]), 0, 0, g.transpose(1, 0, 2, 3))
+        return gshift[None], gshift[:, self.tail:]
+
+    def columns(self, planes, taps, lo, hi, buf):
+        """Columns lo..hi of the flat im2col: cols[c, k, q - lo] = planes[p_k][c, q + off_k] for
+        the taps (p_k, off_k), written into the front of the 1-D ``buf`` (so that cols is
+        contiguous and reshapes for the GEMM without a copy)."""
+        n = hi - lo
+        cols = buf[:planes[0].shape[0] * len(taps) * n].reshape(-1, len(taps), n)
+        for k, (p, off) in enumerate(taps):
+            cols[:, k] = planes[p][:, lo + off:hi + off]
+        return cols
+
+
+class SameLayout:
+    """Where the flat path reads a stride-1 "same" convolution's input (output size = input
+    size, i.e. 2 p = d (K - 1) on both axes: every 3x3/padding-1 and 1x1 layer of a ResNet):
+    the input itself, channel-major, as rows X[c, q], q = (n H + i) W + j, without padding.
+
+    Tap (ki, kj) of output q reads pixel (i + dv, j + dh), dv = ki d - p (dh likewise), which
+    is X[c, q + dv W + dh]: a constant shift, so the tap's columns are again one contiguous
+    copy per block. Where that pixel lies outside its image, the shifted index has run into a
+    neighbouring row or image (or off either end of the batch) instead of into padding, and the
+    copied entries are overwritten with zeros: for a tap with dv = -1, the first row of every
+    image; with dh = +1, the last column of every row. Blocks start at image rows (``align``
+    = W), so these are strided slices of the block, zeroed for all taps of one kernel row (or
+    column) at once. Zeros are written, not multiplied in by a 0/1 mask, so a NaN or inf in
+    one image cannot leak into its neighbours' borders.
+
+    Against ``FlatLayout``'s zero-padded planes this needs no copy of x (the columns read the
+    layer's input where it lies), produces its output directly in the final (O, N, H, W)
+    array (no crop), and computes no outputs at padding positions: on ResNet-20 (batch 128)
+    those grids had 6, 13 and 27% more positions than pixels at 32x32, 16x16 and 8x8, for the
+    GEMMs and copies of forward and backward alike. The backward, again a convolution of the
+    output gradient G, reads G the same way with the shifts negated (``back_taps``): output
+    q = u - (dv, dh) contributes to input u only if it lies inside the image, the same test
+    with -dv and -dh."""
+
+    def __init__(self, x_shape, kernel, padding, dilation):
+        N, C, H, W = x_shape
+        self.x_shape, self.hw, self.length = x_shape, (H, W), N * H * W
+        self.align = W
+        dvs = [ki * dilation[0] - padding[0] for ki in range(kernel[0])]
+        dhs = [kj * dilation[1] - padding[1] for kj in range(kernel[1])]
+        # one plane (the input); its taps are the kernel's row and column offsets, all of them
+        self.taps = (dvs, dhs)
+        self.plane_taps = [list(range(kernel[0] * kernel[1]))]
+        self.back_taps = [([-d for d in dvs], [-d for d in dhs])]
+
+    def load(self, xp, x):
+        """x (N, C, H, W) -> (1, C, length): a view of x's memory when it is channel-major
+        (as a convolution, batch norm or ReLU leaves it), else one copy."""
+        return self.rows(xp, x)[None]
+
+    @staticmethod
+    def rows(xp, a):
+        """(N, C, H, W) -> (C, N*H*W) rows, copied only if a is not channel-major."""
+        return parallel.contiguous(a.transpose(1, 0, 2, 3)).reshape(a.shape[1], -1)
+
+    def crop(self, y):
+        """y (O, length) -> (O, N, H, W): every position is an output, nothing to crop."""
+        return y.reshape(y.shape[0], self.x_shape[0], *self.hw)
+
+    def unload(self, xp, planes):
+        """Input gradient (1, C, length) -> (C, N, H, W), a view."""
+        return self.crop(planes[0])
+
+    def gradient_source(self, xp, g):
+        """The output gradient g (N, O, H, W) as rows (1, O, length) and (O, length)."""
+        g2 = self.rows(xp, g)
+        return g2[None], g2
+
+    def columns(self, planes, taps, lo, hi, buf):
+        """Columns lo..hi (whole image rows) for the shifts ``taps`` = (row offsets, column
+        offsets): cols[c, (ki, kj), q - lo] = X[c, q + dv_ki W + dh_kj] where that pixel lies
+        in q's image, else 0; written into the front of ``buf``. A 1x1 kernel's columns are
+        the input's own rows (a view, no copy)."""
+        (dvs, dhs), (H, W), L = taps, self.hw, self.length
+        src, n = planes[0], hi - lo
+        C, KH, KW = src.shape[0], len(dvs), len(dhs)
+        if KH == KW == 1 and dvs[0] == dhs[0] == 0:
+            return src[:, None, lo:hi]
+        cols = buf[:C * KH * KW * n].reshape(C, KH, KW, n)
+        for ki, dv in enumerate(dvs):
+            for kj, dh in enumerate(dhs):
+                # [a, b): the part of the block whose source index lies in [0, L). Outside it
+                # the tap reads above the first image's top or below the last one's bottom
+                # (or beside them): positions the masks below zero anyway.
+                shift = dv * W + dh
+                a = min(max(-(lo + shift), 0), n)
+                b = max(min(L - lo - shift, n), a)
+                cols[:, ki, kj, a:b] = src[:, lo + shift + a:lo + shift + b]
+        grid = cols.reshape(C, KH, KW, n // W, W)  # (..., block rows, columns)
+        first = lo // W  # the block's first row is row first % H of its image
+        for ki, dv in enumerate(dvs):  # image rows i with i + dv outside [0, H)
+            for i in (range(min(-dv, H)) if dv < 0 else range(max(H - dv, 0), H)):
+                grid[:, ki, :, (i - first) % H::H] = 0
+        for kj, dh in enumerate(dhs):  # columns j with j + dh outside [0, W)
+            if dh < 0:
+                grid[:, :, kj, :, :min(-dh, W)] = 0
+            elif dh > 0:
+                grid[:, :, kj, :, max(W - dh, 0):] = 0
+        return cols.reshape(C, KH * KW, n)
 
 
 def write_framed(grid, top, left, src):
@@ -248,32 +364,24 @@ def write_framed(grid, top, left, src):
     parallel.for_rows(fill, grid.shape[0], parallel.split_size(grid))
 
 
-def _chunks(xp, length, rows, itemsize):
+def _chunks(xp, length, rows, itemsize, align=1):
     """Column blocks [lo, hi) of the flat axis whose (rows x block) slice of the columns is
     about 4 MB: it stays in the CPU's caches between the copy and the GEMM (4 MB was fastest
     for ResNet-20 here, against 1, 8 and 16 MB, with one thread and with two). Their number
-    is a multiple of the thread count and they are of one size, so that the threads run out
-    of blocks together (with 4 MB blocks and a short last one, the threads' waiting time in a
-    ResNet-20 step was 24-28 ms against 15-20). A GPU takes the whole axis at once."""
+    is a multiple of the thread count and their sizes differ by one ``align`` at most, so
+    that the threads run out of blocks together (with 4 MB blocks and a short last one, the
+    threads' waiting time in a ResNet-20 step was 24-28 ms against 15-20). Blocks start and
+    end at multiples of ``align`` (``SameLayout``: image rows), of which ``length`` is one.
+    A GPU takes the whole axis at once."""
     if xp.__name__ != "numpy":
         return [(0, length)]
-    block = max(1024, min(32768, 2**22 // (rows * itemsize)))
+    units = length // align
+    block = max(1, max(1024, min(32768, 2**22 // (rows * itemsize))) // align)
     threads = parallel.get_num_threads()
-    count = -(-length // block)
-    count = -(-count // threads) * threads if count > 1 else 1
-    block = -(-length // count)
-    return [(lo, min(lo + block, length)) for lo in range(0, length, block)]
-
-
-def im2col_flat(planes, taps, lo, hi, buf):
-    """Columns lo..hi of the flat im2col: cols[c, k, q - lo] = planes[p_k][c, q + off_k] for the
-    taps (p_k, off_k) (see ``FlatLayout``), written into the front of the 1-D ``buf`` (so that
-    cols is contiguous and reshapes for the GEMM without a copy)."""
-    n = hi - lo
-    cols = buf[:planes[0].shape[0] * len(taps) * n].reshape(-1, len(taps), n)
-    for k, (p, off) in enumerate(taps):
-        cols[:, k] = planes[p][:, lo + off:hi + off]
-    return cols
+    count = -(-units // block)
+    count = min(-(-count // threads) * threads, units) if count > 1 else 1
+    edges = [i * units // count * align for i in range(count)] + [length]
+    return list(zip(edges[:-1], edges[1:]))
 
 
 def _check_input(x, name, channels=None):
@@ -316,19 +424,22 @@ class Conv2d(Function):
         # strided path needs no planes.
         self.flat = self.stride == (1, 1) or any(
             k * d > st for k, d, st in zip(self.kernel, self.dilation, self.stride))
-        if self.flat:
-            self.layout = lay = FlatLayout(x.shape, self.kernel, self.stride, self.padding, self.dilation, (Ho, Wo))
-            self.xt = lay.load(xp, x)
+        if self.flat:  # stride-1 "same" layers on x itself, the others on padded planes
+            if self.stride == (1, 1) and (Ho, Wo) == (H, W):
+                lay = SameLayout(x.shape, self.kernel, self.padding, self.dilation)
+            else:
+                lay = FlatLayout(x.shape, self.kernel, self.stride, self.padding, self.dilation, (Ho, Wo))
+            self.layout, self.xt = lay, lay.load(xp, x)
             y = xp.empty((groups, O // groups, lay.length), dtype=x.dtype)
-            chunks = _chunks(xp, lay.length, C * KH * KW, x.dtype.itemsize)
+            chunks = _chunks(xp, lay.length, C * KH * KW, x.dtype.itemsize, lay.align)
 
             def fill(block):  # one block's columns, multiplied into its own slice of y
                 lo, hi = block
                 buf = workspace(xp, "cols", (C * KH * KW * (hi - lo),), x.dtype)
-                cols = im2col_flat(self.xt, lay.taps, lo, hi, buf)
+                cols = lay.columns(self.xt, lay.taps, lo, hi, buf)
                 xp.matmul(w2, cols.reshape(groups, Cg * KH * KW, -1), out=y[:, :, lo:hi])
             parallel.map_blocks(fill, chunks)
-            y = parallel.contiguous(lay.crop(y.reshape(O, -1)))
+            y = lay.crop(y.reshape(O, -1))
         else:  # strided: the images split over threads, each its own im2col and GEMM
             self.xt = pad_channels_first(xp, x, *self.padding)
             y = xp.empty((groups, O // groups, N * Ho * Wo), dtype=x.dtype)
@@ -414,18 +525,16 @@ class Conv2d(Function):
         xp, G, lay = self.xp, self.groups, self.layout
         O, Cg, KH, KW = self.weight.shape
         C = self.x_shape[1]
-        L, KK, tail = lay.length, KH * KW, lay.tail
-        gshift = xp.empty((O, tail + L), dtype=g.dtype)
-        gshift[:, :tail] = 0
-        write_framed(lay.as_grid(gshift[:, tail:]), 0, 0, g.transpose(1, 0, 2, 3))  # G, cropped
-        g2 = gshift[:, tail:].reshape(G, O // G, L)
+        L, KK = lay.length, KH * KW
+        gsrc, g2 = lay.gradient_source(xp, g)
+        g2 = g2.reshape(G, O // G, L)
         # per plane: its taps, their flipped shifts and W'[g, c, (o, k)] = W[g*O/G + o, c, k]
         w4 = self.weight.reshape(G, O // G, Cg, KK).transpose(0, 2, 1, 3)
-        grads = [(ks, [(0, tail - lay.taps[k][1]) for k in ks], w4[:, :, :, ks].reshape(G, Cg, -1))
-                 for ks in lay.plane_taps]
-        gx = xp.empty((len(lay.planes), C, L), dtype=g.dtype) if need_x else None
+        grads = [(ks, taps, w4[:, :, :, ks].reshape(G, Cg, -1))
+                 for ks, taps in zip(lay.plane_taps, lay.back_taps)]
+        gx = xp.empty((len(lay.plane_taps), C, L), dtype=g.dtype) if need_x else None
         rows = max(C, O) * KK
-        chunks = _chunks(xp, L, rows, g.dtype.itemsize)
+        chunks = _chunks(xp, L, rows, g.dtype.itemsize, lay.align)
 
         def run(block):  # one block: its slice of every plane's gradient, its share of dW
             lo, hi = block
@@ -433,13 +542,13 @@ class Conv2d(Function):
             gw = xp.zeros((G, O // G, Cg, KK), dtype=g.dtype) if need_w else None
             if need_x:
                 for p, (ks, taps, wt) in enumerate(grads):
-                    cols = im2col_flat((gshift,), taps, lo, hi, buf).reshape(G, -1, hi - lo)
+                    cols = lay.columns(gsrc, taps, lo, hi, buf).reshape(G, -1, hi - lo)
                     xp.matmul(wt, cols, out=gx[p].reshape(G, Cg, L)[:, :, lo:hi])
                     if need_w:  # (Cg, n) @ (n, O/G * taps) per group -> dW[:, :, :, ks]
                         gwp = _grad_weight(cols, self.xt[p][:, lo:hi].reshape(G, Cg, -1))
                         gw[:, :, :, ks] += gwp.reshape(G, Cg, O // G, len(ks)).transpose(0, 2, 1, 3)
             elif need_w:
-                cols = im2col_flat(self.xt, lay.taps, lo, hi, buf)
+                cols = lay.columns(self.xt, lay.taps, lo, hi, buf)
                 gw += _grad_weight(cols.reshape(G, Cg * KK, -1), g2[:, :, lo:hi]).reshape(gw.shape)
             return gw
         parts = parallel.map_blocks(run, chunks)
