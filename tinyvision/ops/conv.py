@@ -36,6 +36,14 @@ built block by block with the same copy-and-GEMM, each block writing only its ow
 and dL/dW multiplies those same columns by the plane itself: one im2col per block in
 backward, not two (ResNet-20 step 812 -> 767 ms, median of 40 alternating steps).
 
+Stride-1 "same" layers (output size = input size: ResNet's 3x3 layers but the downsampling
+ones, 1x1 layers) skip the planes altogether (``SameLayout``): the taps are shifts of the
+input's own channel-major rows, and the entries where a shift runs out of its image into the
+next row or image are zeroed after the copy instead of being read from padding. No copy of x,
+no crop of the output or the input gradient, no shifted copy of the output gradient, and no
+outputs computed at padding positions: a ResNet-20 training step (batch 128) took 10% less
+time (eight alternating pairs of processes), peak memory 620 -> 527 MB.
+
 Strided convolutions with overlapping windows (ResNet's stride-2 3x3) take the flat path too,
 on polyphase planes: split by pixel position modulo the stride, the input becomes s*s images
 on which every tap is again a constant shift (``FlatLayout``). ResNet-20's first stride-2
@@ -265,7 +273,10 @@ class SameLayout:
     image; with dh = +1, the last column of every row. Blocks start at image rows (``align``
     = W), so these are strided slices of the block, zeroed for all taps of one kernel row (or
     column) at once. Zeros are written, not multiplied in by a 0/1 mask, so a NaN or inf in
-    one image cannot leak into its neighbours' borders.
+    one image cannot leak into its neighbours' borders. (Also exact, and measured: copying
+    through a bitwise AND with all-ones/all-zeros words per position. Over ResNet-20's three
+    stages it took the same time in sum, faster at 16x16 and slower at 8x8, where NumPy's
+    integer AND over rows of 64 channels ran at a quarter of a plain copy's speed.)
 
     Against ``FlatLayout``'s zero-padded planes this needs no copy of x (the columns read the
     layer's input where it lies), produces its output directly in the final (O, N, H, W)
@@ -290,10 +301,10 @@ class SameLayout:
     def load(self, xp, x):
         """x (N, C, H, W) -> (1, C, length): a view of x's memory when it is channel-major
         (as a convolution, batch norm or ReLU leaves it), else one copy."""
-        return self.rows(xp, x)[None]
+        return self.rows(x)[None]
 
     @staticmethod
-    def rows(xp, a):
+    def rows(a):
         """(N, C, H, W) -> (C, N*H*W) rows, copied only if a is not channel-major."""
         return parallel.contiguous(a.transpose(1, 0, 2, 3)).reshape(a.shape[1], -1)
 
@@ -307,7 +318,7 @@ class SameLayout:
 
     def gradient_source(self, xp, g):
         """The output gradient g (N, O, H, W) as rows (1, O, length) and (O, length)."""
-        g2 = self.rows(xp, g)
+        g2 = self.rows(g)
         return g2[None], g2
 
     def columns(self, planes, taps, lo, hi, buf):
