@@ -69,7 +69,7 @@ grown on demand; nothing that outlives the op ever points into it.
 """
 import threading
 
-from .. import parallel
+from .. import backend, parallel
 from ..tensor import Function
 
 _workspaces = {}
@@ -332,15 +332,23 @@ class SameLayout:
         if KH == KW == 1 and dvs[0] == dhs[0] == 0:
             return src[:, None, lo:hi]
         cols = buf[:C * KH * KW * n].reshape(C, KH, KW, n)
-        for ki, dv in enumerate(dvs):
-            for kj, dh in enumerate(dhs):
-                # [a, b): the part of the block whose source index lies in [0, L). Outside it
-                # the tap reads above the first image's top or below the last one's bottom
-                # (or beside them): positions the masks below zero anyway.
-                shift = dv * W + dh
-                a = min(max(-(lo + shift), 0), n)
-                b = max(min(L - lo - shift, n), a)
-                cols[:, ki, kj, a:b] = src[:, lo + shift + a:lo + shift + b]
+        first_shift, last_shift = dvs[0] * W + dhs[0], dvs[-1] * W + dhs[-1]
+        if lo + first_shift >= 0 and hi + last_shift <= L:
+            # every tap's source inside X: all K*K copies as one, from a strided view whose
+            # (ki, kj) axes step by the taps' shifts. Fewer NumPy calls per block matter more
+            # than their cost alone suggests: each call releases and retakes the GIL, and
+            # with two threads at work every retake may wait for the other thread. Measured
+            # on a 16-channel 3x3 layer's forward (batch 128, two threads): nine copies 11.1
+            # ms, one copy 8.9 ms (2 MB blocks); two processes running the same blocks side
+            # by side each kept their one-process speed, so the cores were not what was shared.
+            s = src.strides[1]
+            step_v = (dvs[1] - dvs[0]) * W * s if KH > 1 else 0
+            step_h = (dhs[1] - dhs[0]) * s if KW > 1 else 0
+            as_strided = backend.array_module(src).lib.stride_tricks.as_strided
+            cols[...] = as_strided(src[:, lo + first_shift:], (C, KH, KW, n),
+                                   (src.strides[0], step_v, step_h, s))
+        else:
+            self._columns_clipped(src, taps, lo, hi, cols)
         grid = cols.reshape(C, KH, KW, n // W, W)  # (..., block rows, columns)
         first = lo // W  # the block's first row is row first % H of its image
         for ki, dv in enumerate(dvs):  # image rows i with i + dv outside [0, H)
@@ -352,6 +360,19 @@ class SameLayout:
             elif dh > 0:
                 grid[:, :, kj, :, max(W - dh, 0):] = 0
         return cols.reshape(C, KH * KW, n)
+
+    def _columns_clipped(self, src, taps, lo, hi, cols):
+        """The copies of ``columns`` for a block at either end of the batch, one per tap:
+        [a, b) is the part of the block whose source index lies in [0, L). Outside it the tap
+        reads above the first image's top or below the last one's bottom (or beside them):
+        positions the masks zero anyway."""
+        (dvs, dhs), W, L, n = taps, self.hw[1], self.length, hi - lo
+        for ki, dv in enumerate(dvs):
+            for kj, dh in enumerate(dhs):
+                shift = dv * W + dh
+                a = min(max(-(lo + shift), 0), n)
+                b = max(min(L - lo - shift, n), a)
+                cols[:, ki, kj, a:b] = src[:, lo + shift + a:lo + shift + b]
 
 
 def write_framed(grid, top, left, src):
@@ -550,20 +571,25 @@ class Conv2d(Function):
         def run(block):  # one block: its slice of every plane's gradient, its share of dW
             lo, hi = block
             buf = workspace(xp, "cols", (rows * (hi - lo),), g.dtype)
-            gw = xp.zeros((G, O // G, Cg, KK), dtype=g.dtype) if need_w else None
+            gw = None
             if need_x:
                 for p, (ks, taps, wt) in enumerate(grads):
                     cols = lay.columns(gsrc, taps, lo, hi, buf).reshape(G, -1, hi - lo)
                     xp.matmul(wt, cols, out=gx[p].reshape(G, Cg, L)[:, :, lo:hi])
                     if need_w:  # (Cg, n) @ (n, O/G * taps) per group -> dW[:, :, :, ks]
                         gwp = _grad_weight(cols, self.xt[p][:, lo:hi].reshape(G, Cg, -1))
-                        gw[:, :, :, ks] += gwp.reshape(G, Cg, O // G, len(ks)).transpose(0, 2, 1, 3)
+                        gwp = gwp.reshape(G, Cg, O // G, len(ks)).transpose(0, 2, 1, 3)
+                        if len(ks) == KK:  # one plane holds every tap (stride 1)
+                            gw = gwp
+                        else:
+                            gw = xp.zeros((G, O // G, Cg, KK), dtype=g.dtype) if gw is None else gw
+                            gw[:, :, :, ks] += gwp
             elif need_w:
                 cols = lay.columns(self.xt, lay.taps, lo, hi, buf)
-                gw += _grad_weight(cols.reshape(G, Cg * KK, -1), g2[:, :, lo:hi]).reshape(gw.shape)
+                gw = _grad_weight(cols.reshape(G, Cg * KK, -1), g2[:, :, lo:hi])
             return gw
         parts = parallel.map_blocks(run, chunks)
-        gw = sum(parts).reshape(G, O // G, Cg * KK) if need_w else None
+        gw = sum(parts).reshape(G, O // G, Cg * KK) if need_w else None  # in block order
         gx = lay.unload(xp, gx) if need_x else None
         return gx, gw
 
