@@ -32,19 +32,22 @@ def reference_columns(x, kernel, padding, dilation):
     ((2, 2, 3, 4), (7, 7), (3, 3), (1, 1)),   # taps that reach past the whole image
 ])
 @pytest.mark.parametrize("rows_per_block", [1, 3, 1000])
-def test_same_layout_columns_equal_zero_padded_im2col(shape, kernel, padding, dilation, rows_per_block, rng):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_same_layout_columns_equal_zero_padded_im2col(shape, kernel, padding, dilation, rows_per_block, dtype, rng):
     # Every block, including those that start inside an image and the two at the batch's ends,
-    # written into NaN-filled memory: each entry must be the pixel or an exact zero.
-    x = rng.standard_normal(shape)
+    # written into NaN-filled memory: each entry must be the pixel or an exact +0.0 (float32
+    # too: the one-copy path's strided view counts its steps in bytes).
+    x = rng.standard_normal(shape).astype(dtype)
     lay = SameLayout(shape, kernel, padding, dilation)
     planes = lay.load(np, channel_major(x))
     expected = reference_columns(x, kernel, padding, dilation)
     W, L = shape[3], lay.length
     for lo in range(0, L, rows_per_block * W):
         hi = min(lo + rows_per_block * W, L)
-        buf = np.full(expected.size, np.nan)
+        buf = np.full(expected.size, np.nan, dtype=dtype)
         cols = lay.columns(planes, lay.taps, lo, hi, buf)
         np.testing.assert_array_equal(cols, expected[:, :, lo:hi])
+        assert not np.signbit(cols[cols == 0]).any()
 
 
 def test_same_layout_reads_a_channel_major_input_in_place(rng):
