@@ -267,8 +267,8 @@ class SameLayout:
     the input itself, channel-major, as rows X[c, q], q = (n H + i) W + j, without padding.
 
     Tap (ki, kj) of output q reads pixel (i + dv, j + dh), dv = ki d - p (dh likewise), which
-    is X[c, q + dv W + dh]: a constant shift, so the tap's columns are again one contiguous
-    copy per block. Where that pixel lies outside its image, the shifted index has run into a
+    is X[c, q + dv W + dh]: a constant shift, so the tap's columns are again a contiguous run
+    of X per block (all taps of a block in one strided copy, see ``columns``). Where that pixel lies outside its image, the shifted index has run into a
     neighbouring row or image (or off either end of the batch) instead of into padding, and the
     copied entries are overwritten with zeros: for a tap with dv = -1, the first row of every
     image; with dh = +1, the last column of every row. Blocks start at image rows (``align``
@@ -306,8 +306,8 @@ class SameLayout:
 
     @staticmethod
     def rows(a):
-        """(N, C, H, W) -> (C, N*H*W) rows, copied only if a is not channel-major."""
-        return parallel.contiguous(a.transpose(1, 0, 2, 3)).reshape(a.shape[1], -1)
+        """(N, C, H, W) -> (C, N*H*W) rows, copied (over threads) only if a is not channel-major."""
+        return parallel.reshape(a.transpose(1, 0, 2, 3), (a.shape[1], -1))
 
     def crop(self, y):
         """y (O, length) -> (O, N, H, W): every position is an output, nothing to crop."""
