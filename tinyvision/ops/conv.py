@@ -273,10 +273,11 @@ class SameLayout:
     (or off either end of the batch) instead of into padding, and the copied entries are
     overwritten with zeros: for a tap with dv = -1, the first row of every image; with
     dh = +1, the last column of every row. Blocks start at image rows (``align`` = W), so these
-    are strided slices of the block, zeroed for all taps of one kernel row (or column) at once. Zeros are written, not multiplied in by a 0/1 mask, so a NaN or inf in
-    one image cannot leak into its neighbours' borders. (Also exact, and measured: copying
-    through a bitwise AND with all-ones/all-zeros words per position. Over ResNet-20's three
-    stages it took the same time in sum, faster at 16x16 and slower at 8x8, where NumPy's
+    are strided slices of the block, zeroed for all taps of one kernel row (or column) at once.
+    Zeros are written, not multiplied in by a 0/1 mask, so a NaN or inf in one image cannot
+    leak into its neighbours' borders. (Also exact, and measured: copying through a bitwise
+    AND with all-ones/all-zeros words per position. Over ResNet-20's three stages it took the
+    same time in sum, faster at 16x16 and slower at 8x8, where NumPy's
     integer AND over rows of 64 channels ran at a quarter of a plain copy's speed.)
 
     Against ``FlatLayout``'s zero-padded planes this needs no copy of x (the columns read the
