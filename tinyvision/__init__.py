@@ -2,6 +2,7 @@
 from . import backend, parallel
 from .backend import (cuda_available, get_default_device, manual_seed, set_default_device)
 from .parallel import get_num_threads, set_num_threads
+from .kernels import use_reference_kernels
 from .tensor import Tensor, arange, is_grad_enabled, no_grad, ones, rand, randn, tensor, zeros
 from .ops import (abs, cat, chunk, clip, concatenate, exp, flatten, gelu, log, log_softmax,
                   logsumexp, matmul, max, maximum, mean, min, minimum, permute, relu, reshape,
