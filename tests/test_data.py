@@ -481,3 +481,17 @@ def test_real_cifar10_jpeg_copy():
     # (JPEG moves them by a fraction of a grey level)
     mean = train.data[::10].reshape(-1, 3).mean(axis=0) / 255
     np.testing.assert_allclose(mean, data.CIFAR10_MEAN, atol=0.005)
+
+
+def test_random_crop_draws_every_offset_including_the_largest():
+    """Over many images each of the 2p + 1 offsets per axis occurs, the extremes 0 and 2p too
+    (an off-by-one in the draw, integers(0, ny - 1), would never move an image by -p)."""
+    rows, cols = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
+    image = (rows * 8 + cols + 1).astype(np.uint8)[:, :, None]    # each pixel names its place
+    out = data.RandomCrop(8, padding=2)(np.repeat(image[None], 300, axis=0), np.random.default_rng(1))
+    offsets = set()
+    for window in out[:, :, :, 0]:
+        r, c = np.argwhere(window)[0]                                # a pixel of the image, not padding
+        v = int(window[r, c]) - 1                                    # at image row v // 8, column v % 8
+        offsets.add((v // 8 - r + 2, v % 8 - c + 2))                 # the window's top-left in the padded image
+    assert {dy for dy, _ in offsets} == set(range(5)) and {dx for _, dx in offsets} == set(range(5))

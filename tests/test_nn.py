@@ -431,6 +431,9 @@ def test_losses():
     ce = nn.CrossEntropyLoss()(tv.tensor(logits, dtype=np.float64), tv.tensor(target)).item()
     logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     assert ce == pytest.approx(-logp[np.arange(4), target].mean())
+    smooth = nn.CrossEntropyLoss(label_smoothing=0.3)(tv.tensor(logits, dtype=np.float64), tv.tensor(target)).item()
+    q = 0.7 * np.eye(3)[target] + 0.3 / 3                            # the smoothed target distribution
+    assert smooth == pytest.approx(-(q * logp).sum(1).mean()) and smooth != pytest.approx(ce)
     a, b = f64(2, 3), f64(2, 3, seed=1)
     assert nn.MSELoss()(tv.tensor(a), tv.tensor(b)).item() == pytest.approx(((a - b) ** 2).mean(), rel=1e-6)
     with pytest.raises(ValueError, match="one shape"):

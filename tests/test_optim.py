@@ -453,3 +453,22 @@ def test_update_bn_with_a_prefetching_data_loader(rng):
     first = [x.numpy() for x, _ in loader][:2]
     np.testing.assert_allclose(bn.running_mean.numpy(), np.mean([f.mean(axis=(0, 2, 3)) for f in first], axis=0),
                                rtol=1e-5)
+
+
+@pytest.mark.parametrize("schedule,warmup", [("onecycle", 0), ("cosine", 0), ("cosine", 1)])
+def test_trainer_schedule_spans_exactly_the_run(schedule, warmup):
+    """train.build_scheduler spans epochs x steps-per-epoch step() calls: one-cycle's last update
+    uses its minimum and one more step() raises; cosine reaches zero with the run's last step()."""
+    from types import SimpleNamespace
+    from tinyvision.train import build_scheduler
+    epochs, steps = 4, 5
+    cfg = SimpleNamespace(epochs=epochs, warmup_epochs=warmup, schedule=schedule, lr=0.4)
+    sched = build_scheduler(_opt(lr=0.4), cfg, steps)
+    lrs = _trace(sched, epochs * steps)[:, 0]
+    after = sched.optimizer.param_groups[0]["lr"]
+    if schedule == "onecycle":
+        assert lrs[-1] == pytest.approx(0.4 / 25 / 1e4) and lrs[-2] > 2 * lrs[-1]
+        with pytest.raises(ValueError, match="past total_steps"):
+            sched.step()
+    else:
+        assert lrs[-1] > 0.0 and after == pytest.approx(0.0, abs=1e-12)
