@@ -2,6 +2,8 @@
 goes through it."""
 import os
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -61,6 +63,39 @@ def test_atomic_open_passes_open_options_and_refuses_other_modes(tmp_path):
     with pytest.raises(FileNotFoundError, match="its folder .*no_such_folder does not exist"):
         with fileio.atomic_open(tmp_path / "no_such_folder" / "a.txt", "w"):
             pass
+
+
+def ended_pid():
+    """The pid of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    path = tmp_path / "last.tvz"
+    killed = subprocess.run(  # killed halfway: no with-block exit, no cleanup
+        [sys.executable, "-c", "import os, sys; from tinyvision.fileio import atomic_open\n"
+                               "with atomic_open(sys.argv[1]) as f:\n    f.write(b'half'); f.flush(); os._exit(9)",
+         str(path)])
+    assert killed.returncode == 9
+    [stale] = listing(tmp_path)
+    assert stale.startswith(".last.tvz.") and stale.endswith(".tmp")
+    gone = ended_pid()
+    kept = [f".last.tvz.{os.getpid()}.0123abcd.tmp",   # a writer of this process, still running
+            f".other.tvz.{gone}.0123abcd.tmp",         # another file's
+            ".last.tvz.0123abcd.tmp",                  # no pid in the name: whose, unknown
+            f".last.tvz.{gone}.0123abcd.tmp.x"]
+    for name in kept + [f".last.tvz.{gone}.89abcdef.tmp"]:
+        (tmp_path / name).write_bytes(b"")
+    with fileio.atomic_open(path) as f:
+        f.write(b"whole")
+    assert path.read_bytes() == b"whole"
+    assert listing(tmp_path) == sorted(kept + ["last.tvz"])
+
+
+def test_pid_alive():
+    assert fileio.pid_alive(os.getpid()) and not fileio.pid_alive(ended_pid())
 
 
 def _figure():
