@@ -11,6 +11,9 @@ Labels follow the alphabetical class order of ``CLASSES`` (the official label nu
 
 Decoded arrays are cached once as ``.npz`` (no pickle) keyed on the source's path, size and
 modification time, so the next load reads two arrays instead of 60,000 files.
+
+``resolve_cifar10`` is how the command line finds its data: the ``--data`` path, else a copy
+already in ``datasets/cache/``, else the official archive downloaded there.
 """
 import hashlib
 import io
@@ -23,7 +26,9 @@ import zlib
 
 import numpy as np
 
+from ..errors import InputError
 from ..fileio import atomic_open
+from .download import DownloadError, download_url
 from .folder import read_image_folder
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -33,6 +38,11 @@ URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
 ARCHIVE = "cifar-10-python.tar.gz"
 JPEG_COPY = "cifar10-jpeg"
+CACHE = os.path.join("datasets", "cache")
+# what resolve_cifar10 looks for in CACHE, in this order: the JPEG copy developers make first
+_CACHED = (JPEG_COPY + ".tar.gz", ARCHIVE, "cifar-10-batches-py")
+_ALTERNATIVES = (f"the official {ARCHIVE}, its extracted cifar-10-batches-py folder, or the JPEG copy "
+                 "described in datasets/README.md")
 _TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 
 
@@ -112,9 +122,8 @@ def locate(root):
     """(kind, path) of the CIFAR-10 source under ``root``: 'official' or 'images'."""
     if not os.path.exists(root):
         raise FileNotFoundError(
-            f"CIFAR-10 not found at {root!r}: pass the official {ARCHIVE}, its extracted "
-            "cifar-10-batches-py folder, or a JPEG copy with train/<class>/ and test/<class>/ "
-            "(see datasets/README.md), or use download=True")
+            f"CIFAR-10 not found at {root!r}: pass {_ALTERNATIVES}; to download the official "
+            "archive, leave out --data (command line) or pass download=True (Python)")
     if os.path.isdir(root):
         for candidate in (os.path.join(root, "cifar-10-batches-py"), root):
             if os.path.exists(os.path.join(candidate, "data_batch_1")):
@@ -210,6 +219,56 @@ def load_cifar10(root, cache_dir=None, splits=("train", "test")):
     return {s: decoded[s] for s in splits}
 
 
+def cifar10_source():
+    """(url, md5) of the official archive: ``URL`` and ``MD5``, overridden by the environment's
+    TINYVISION_CIFAR10_URL and TINYVISION_CIFAR10_MD5 (mirrors, firewalls, tests; an empty MD5
+    skips the check)."""
+    return os.environ.get("TINYVISION_CIFAR10_URL") or URL, os.environ.get("TINYVISION_CIFAR10_MD5", MD5)
+
+
+def download_cifar10(folder, progress=True):
+    """Download the official archive into ``folder`` unless it is there; returns its path.
+
+    The URL and md5 come from ``cifar10_source``; a failure is a one-line DownloadError that
+    also says what to pass instead.
+    """
+    path = os.path.join(folder, ARCHIVE)
+    if os.path.exists(path):
+        return path
+    url, md5 = cifar10_source()
+    os.makedirs(folder, exist_ok=True)
+    try:
+        return download_url(url, path, md5=md5, progress=progress)
+    except DownloadError as err:
+        raise DownloadError(f"{err}; alternatively pass --data PATH (Python: CIFAR10(PATH)) naming "
+                            f"{_ALTERNATIVES}") from None
+
+
+def resolve_cifar10(path=None, download=True, progress=True):
+    """The CIFAR-10 source the command line should read.
+
+    ``path`` (the user's --data) is returned if it exists. Without one, the first of
+    cifar10-jpeg.tar.gz, cifar-10-python.tar.gz and cifar-10-batches-py/ found in
+    ``datasets/cache/`` under the current folder, else (``download``) the official archive
+    downloaded there, so a fresh machine needs no setup.
+    Raises InputError for a missing ``path`` or, with download=False, when nothing is found;
+    DownloadError (an OSError) when the download fails.
+    """
+    if path is not None:
+        if os.path.exists(path):
+            return path
+        raise InputError(f"--data {path}: no such file or folder; expected {_ALTERNATIVES}, or leave out "
+                         f"--data to download CIFAR-10 into {CACHE}")
+    for name in _CACHED:
+        candidate = os.path.join(CACHE, name)
+        if os.path.exists(candidate):
+            return candidate
+    if not download:
+        raise InputError(f"no CIFAR-10 found in {os.path.abspath(CACHE)} (looked for {', '.join(_CACHED)}) "
+                         f"and --no-download prevented the download; pass --data PATH naming {_ALTERNATIVES}")
+    return download_cifar10(CACHE, progress)
+
+
 class CIFAR10:
     """CIFAR-10 in memory: ``data`` uint8 (N, 32, 32, 3), ``targets`` int64 (N,), ``classes``.
 
@@ -217,7 +276,8 @@ class CIFAR10:
         root: the data's location (see the module docstring); with download=True, a folder to
             download the official archive into.
         train: the 50,000 training images, else the 10,000 test images.
-        download: fetch the official archive into ``root`` if it is not there (md5-checked).
+        download: when ``root`` holds no CIFAR-10, fetch the official archive into it
+            (``download_cifar10``: md5-checked, resumable).
         transform: applied to single images by ``dataset[i]`` (the DataLoader applies its
             own batch transform to many at once).
         cache_dir: where decoded arrays are cached (default: next to the source, else
@@ -227,11 +287,11 @@ class CIFAR10:
     classes = CLASSES
 
     def __init__(self, root, train=True, download=False, transform=None, cache_dir=None):
-        if download:
-            from .download import download_url
-            os.makedirs(root, exist_ok=True)
-            if not os.path.exists(os.path.join(root, ARCHIVE)):
-                download_url(URL, os.path.join(root, ARCHIVE), md5=MD5)
+        if download and not os.path.isfile(root):
+            try:
+                locate(root)
+            except FileNotFoundError:
+                download_cifar10(root)
         self.root, self.train, self.transform = root, train, transform
         split = "train" if train else "test"
         self.data, self.targets = load_cifar10(root, cache_dir, splits=(split,))[split]
