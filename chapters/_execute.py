@@ -1,7 +1,9 @@
 """Runs chapter notebooks and keeps the run: ``python chapters/_execute.py [--quick] NAME ...``
 
-The notebooks in ``chapters/`` are sources, committed without outputs (``_build.py`` writes
-them). This script executes one in a fresh kernel (full mode unless ``--quick``), with
+The notebooks in ``chapters/`` are sources, committed without outputs, each paired by jupytext
+with ``chapters/NAME.py`` in percent format (``chapters/jupytext.toml``): edit either side and
+run ``jupytext --sync chapters/*.ipynb``. This script refuses a pair that differs, then executes
+the notebook in a fresh kernel (full mode unless ``--quick``), with
 ``chapters/`` as the working directory, and writes the executed copy, outputs and plots
 included, to ``chapters/executed/NAME.ipynb``. The copy opens with a cell that says how it was
 made (mode, data, machine, threads, wall time, commit), the same facts are kept in
@@ -90,12 +92,34 @@ def data_source(nb):
     return ", ".join(sources) or "none used"
 
 
+def pair_difference(name, src_dir=HERE):
+    """Where SRC_DIR/NAME.ipynb and its text file SRC_DIR/NAME.py (read by jupytext) differ, in
+    one line: a missing .py, or the first cell whose type or source is not the same; None when
+    the pair is in sync. Only the cells count: outputs and metadata live in the notebook alone."""
+    import jupytext
+    text = os.path.join(src_dir, name + ".py")
+    if not os.path.exists(text):
+        return f"{name}.ipynb has no paired {name}.py"
+    notebook, paired = ([(c.cell_type, c.source) for c in nb.cells]
+                        for nb in (nbformat.read(os.path.join(src_dir, name + ".ipynb"), as_version=4),
+                                   jupytext.read(text)))
+    for i, (a, b) in enumerate(zip(notebook, paired)):
+        if a != b:
+            return f"cell {i} differs between {name}.ipynb ({a[0]}) and {name}.py ({b[0]})"
+    if len(notebook) != len(paired):
+        return f"{name}.ipynb has {len(notebook)} cells, {name}.py {len(paired)}"
+    return None
+
+
 def execute(name, quick=False, timeout=None, src_dir=HERE, out_dir=EXECUTED):
-    """Execute SRC_DIR/NAME.ipynb in SRC_DIR; write OUT_DIR/NAME.ipynb. Returns its path."""
+    """Execute SRC_DIR/NAME.ipynb in SRC_DIR; write OUT_DIR/NAME.ipynb. Returns its path.
+    Refused (ValueError) where the notebook has a paired NAME.py that differs from it."""
     import nbclient
     src = os.path.join(src_dir, name + ".ipynb")
     if not os.path.exists(src):
         raise FileNotFoundError(f"no chapter notebook {src}; the names are the files in {src_dir}")
+    if os.path.exists(os.path.join(src_dir, name + ".py")) and (diff := pair_difference(name, src_dir)):
+        raise ValueError(f"{diff}: run `jupytext --sync {src}` first")
     nb = nbformat.read(src, as_version=4)
     saved = {k: os.environ.get(k) for k in ("TINYVISION_QUICK", "MPLBACKEND")}
     os.environ["TINYVISION_QUICK"] = "1" if quick else "0"      # the kernel inherits this process's env

@@ -1,5 +1,6 @@
-"""Every chapter notebook runs top to bottom in QUICK mode (TINYVISION_QUICK=1), and every
-executed copy in chapters/executed/ belongs to the notebook it claims to be a run of.
+"""Every chapter notebook is in sync with its jupytext text file (chapters/NAME.py), runs top
+to bottom in QUICK mode (TINYVISION_QUICK=1), and every executed copy in chapters/executed/
+belongs to the notebook it claims to be a run of.
 
 Each notebook is executed by nbclient in a fresh kernel with chapters/ as its working
 directory; any cell that raises fails the test. Without CIFAR-10 on disk the notebooks use
@@ -7,12 +8,15 @@ their synthetic stand-in, so this runs in CI. Deselect with ``-m "not slow"``.
 """
 import glob
 import os
+import shutil
+import subprocess
 import sys
 
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
+jupytext = pytest.importorskip("jupytext")
 pytest.importorskip("ipykernel")
 
 CHAPTERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "chapters")
@@ -20,7 +24,6 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(CHAPTERS, "*.ipynb")))
 EXECUTED_COPIES = sorted(glob.glob(os.path.join(CHAPTERS, "executed", "*.ipynb")))
 CELL_TIMEOUT = 300
 sys.path.insert(0, CHAPTERS)
-import _build  # noqa: E402  (chapters/_build.py: writes the source notebooks)
 import _execute  # noqa: E402  (chapters/_execute.py: runs notebooks and keeps the executed copy)
 
 
@@ -32,10 +35,60 @@ def _markdown(nb):
     return {c.id: c.source for c in nb.cells if c.cell_type == "markdown" and c.id != "executed-run"}
 
 
+def _notebook(cells):
+    """A notebook of ("md" or "code", source) cells with the ids demo-00, demo-01, ..."""
+    nb = nbformat.v4.new_notebook()
+    for i, (kind, source) in enumerate(cells):
+        nb.cells.append((nbformat.v4.new_markdown_cell if kind == "md" else nbformat.v4.new_code_cell)(source))
+        nb.cells[-1]["id"] = f"demo-{i:02d}"
+    return nb
+
+
 def test_every_chapter_has_a_notebook():
     names = {os.path.basename(p) for p in NOTEBOOKS}
     for stem in ["01_", "02_", "03_", "04_", "05_", "06_", "07_", "appendix_b", "appendix_cef"]:
         assert any(n.startswith(stem) for n in names), f"no notebook for {stem}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[os.path.basename(p)[:-6] for p in NOTEBOOKS])
+def test_notebook_and_its_text_file_are_in_sync(path):
+    name = os.path.basename(path)[:-6]
+    difference = _execute.pair_difference(name)
+    assert difference is None, f"{difference}: run `jupytext --sync chapters/{name}.ipynb`"
+
+
+def test_a_pair_edited_on_one_side_is_out_of_sync_until_jupytext_syncs_it(tmp_path):
+    """Editing the .py or the .ipynb alone is caught (and _execute refuses to run the pair);
+    `jupytext --sync` with chapters/jupytext.toml carries the edit over, keeping cell ids (which
+    --sync-markdown matches on) and writing no header into the .py."""
+    shutil.copy(os.path.join(CHAPTERS, "jupytext.toml"), tmp_path)
+    nbformat.write(_notebook([("md", "# Demo\n\nText"), ("code", "import os\n%matplotlib inline\nx = 1"),
+                              ("md", "Prose")]), str(tmp_path / "demo.ipynb"))
+    notebook, text = tmp_path / "demo.ipynb", tmp_path / "demo.py"
+
+    def sync(newer):
+        latest = max(os.path.getmtime(p) for p in (notebook, text) if p.exists())
+        os.utime(newer, (latest + 10,) * 2)         # jupytext takes the inputs from the newer side
+        subprocess.run([sys.executable, "-m", "jupytext", "--sync", str(notebook)], check=True, capture_output=True)
+
+    sync(notebook)
+    assert text.read_text().startswith("# %% [markdown]\n# # Demo")
+    assert _execute.pair_difference("demo", str(tmp_path)) is None
+    text.write_text(text.read_text().replace("x = 1", "x = 2"))
+    assert "cell 1 differs" in _execute.pair_difference("demo", str(tmp_path))
+    with pytest.raises(ValueError, match="jupytext --sync"):
+        _execute.execute("demo", src_dir=str(tmp_path), out_dir=str(tmp_path / "executed"))
+    sync(text)
+    nb = nbformat.read(str(notebook), as_version=4)
+    assert nb.cells[1].source == "import os\n%matplotlib inline\nx = 2"
+    assert [c.id for c in nb.cells] == ["demo-00", "demo-01", "demo-02"]
+    nb.cells.append(nbformat.v4.new_markdown_cell("More prose"))
+    nbformat.write(nb, str(notebook))
+    assert _execute.pair_difference("demo", str(tmp_path)) == "demo.ipynb has 4 cells, demo.py 3"
+    sync(notebook)
+    assert _execute.pair_difference("demo", str(tmp_path)) is None and "# More prose" in text.read_text()
+    text.unlink()
+    assert _execute.pair_difference("demo", str(tmp_path)) == "demo.ipynb has no paired demo.py"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[os.path.basename(p)[:-6] for p in NOTEBOOKS])
@@ -55,16 +108,6 @@ def test_notebook_runs_in_quick_mode(path, monkeypatch):
     client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=_execute.kernel_name(),
                                      resources={"metadata": {"path": CHAPTERS}})
     client.execute()   # raises CellExecutionError, naming the cell, on the first error
-
-
-def test_markdown_cells_lose_the_source_indentation():
-    # _notebooks.py writes cells indented inside Python strings; markdown reads a line indented
-    # by four spaces after a blank line as a code block, so headings and paragraphs would show
-    # as code. The marker line and the dedented rest make the cell; relative indents survive.
-    nb = _build.cells_to_notebook(["md:\n    ## Title\n\n    Text\n    - item\n      more", "md: One line\n    next",
-                                   "\n    x = 1\n    if x:\n        x += 1\n    "])
-    assert [c.source for c in nb.cells] == ["## Title\n\nText\n- item\n  more", "One line\nnext",
-                                            "x = 1\nif x:\n    x += 1"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS + EXECUTED_COPIES,
@@ -108,9 +151,7 @@ def test_sync_markdown_carries_prose_into_an_executed_copy(tmp_path):
     """--sync-markdown: the source's edited markdown reaches the executed copy, whose code,
     outputs and run stamp stay; a copy of other code is refused (it needs a new run)."""
     def write(cells, folder, outputs=False):
-        nb = _build.cells_to_notebook(cells)
-        for i, cell in enumerate(nb.cells):
-            cell["id"] = f"demo-{i:02d}"
+        nb = _notebook(cells)
         if outputs:
             nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="2\n")]
             stamp = nbformat.v4.new_markdown_cell("> **Executed copy** of demo")
@@ -120,17 +161,17 @@ def test_sync_markdown_carries_prose_into_an_executed_copy(tmp_path):
         nbformat.write(nb, str(folder / "demo.ipynb"))
 
     src, out = tmp_path / "src", tmp_path / "executed"
-    write(["md:\n    # Old title", "\n    print(1 + 1)", "md: old words"], out, outputs=True)
-    write(["md:\n    # New title", "\n    print(1 + 1)", "md: old words"], src)
+    write([("md", "# Old title"), ("code", "print(1 + 1)"), ("md", "old words")], out, outputs=True)
+    write([("md", "# New title"), ("code", "print(1 + 1)"), ("md", "old words")], src)
     assert _execute.sync_markdown("demo", src_dir=str(src), out_dir=str(out)) == 1
     nb = nbformat.read(str(out / "demo.ipynb"), as_version=4)
     assert [c.source for c in nb.cells] == ["> **Executed copy** of demo", "# New title", "print(1 + 1)", "old words"]
     assert nb.cells[2].outputs[0].text == "2\n"
     assert _execute.sync_markdown("demo", src_dir=str(src), out_dir=str(out)) == 0
-    write(["md:\n    # New title", "\n    print(1 + 2)", "md: old words"], src)
+    write([("md", "# New title"), ("code", "print(1 + 2)"), ("md", "old words")], src)
     with pytest.raises(ValueError, match="ran other code than its source"):
         _execute.sync_markdown("demo", src_dir=str(src), out_dir=str(out))
-    write(["md:\n    # New title", "\n    print(1 + 1)", "md: old words", "md: a new cell"], src)
+    write([("md", "# New title"), ("code", "print(1 + 1)"), ("md", "old words"), ("md", "a new cell")], src)
     with pytest.raises(ValueError, match="cells added or removed"):
         _execute.sync_markdown("demo", src_dir=str(src), out_dir=str(out))
 
@@ -154,26 +195,6 @@ def test_execute_writes_a_stamped_copy(tmp_path, monkeypatch):
     assert os.listdir(tmp_path / "executed") == ["demo.ipynb"]   # written whole, no temporary left
     with pytest.raises(FileNotFoundError, match="no chapter notebook"):
         _execute.execute("absent", src_dir=str(src), out_dir=str(tmp_path / "executed"))
-
-
-def test_build_replaces_a_notebook_whole_or_not_at_all(tmp_path, monkeypatch):
-    """_build.write_all writes through fileio.atomic_open: a failure before the rename (fsync
-    raising, as on a full disk) leaves the previous notebook as it was and no temporary file."""
-    import _notebooks
-    from tinyvision import fileio
-    monkeypatch.setattr(_build, "HERE", str(tmp_path))
-    monkeypatch.setattr(_notebooks, "NOTEBOOKS", {"01_demo": ["md:# Demo", "print(1)"]})
-    _build.write_all()
-    before = (tmp_path / "01_demo.ipynb").read_bytes()
-    assert nbformat.reads(before.decode(), as_version=4).cells[1].source == "print(1)"
-    monkeypatch.setattr(_notebooks, "NOTEBOOKS", {"01_demo": ["md:# Demo", "print(2)"]})
-
-    def full_disk(fd):
-        raise OSError(28, "No space left on device")
-    monkeypatch.setattr(fileio.os, "fsync", full_disk)
-    with pytest.raises(OSError, match="No space left"):
-        _build.write_all()
-    assert (tmp_path / "01_demo.ipynb").read_bytes() == before and os.listdir(tmp_path) == ["01_demo.ipynb"]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the diverging run overflows on purpose

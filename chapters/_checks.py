@@ -1,0 +1,136 @@
+"""The self-checks of the chapters' exercises: each prints one line, PASS or FAIL and why.
+
+An exercise is a markdown heading that begins "Exercise N", a stub cell the student fills in
+(a value left as None, or a function whose body is ``return None  # your code``) and a
+self-check cell ``check.NAME(answer, ...)``, ``check`` being this module (the chapter imports it
+under its "Exercises" heading). A check builds its own inputs and reference (a gradient check,
+shapes, reference values), so it needs nothing else from the chapter; its message says what is
+wrong in terms the student can act on. The solutions are in ``chapters/solutions/CHAPTER.py``,
+defining the stubs' names; tests/test_exercises.py runs every self-check on the stubs as they
+stand in the notebook (each must FAIL) and on the solutions (each must PASS). A new chapter's
+exercises add their checks here, under a heading of their own.
+"""
+import functools
+
+import numpy as np
+
+import tinyvision as tv
+from tinyvision.tensor import Function
+
+
+def self_check(fn):
+    """Turn ``fn(*answers) -> (passed, message)`` into a self-check that prints
+    ``PASS name: message`` or ``FAIL name: message``. An answer still None, and an exception
+    raised by the student's code, are FAILs that say so."""
+    @functools.wraps(fn)
+    def check(*answers):
+        if any(a is None for a in answers):
+            passed, message = False, "no answer yet: fill in the cell above (it is still None)"
+        else:
+            try:
+                passed, message = fn(*answers)
+            except Exception as e:      # the student's code failed: report it as the check's verdict
+                passed, message = False, f"your code raised {type(e).__name__}: {e}"
+        print(f"{'PASS' if passed else 'FAIL'} {fn.__name__}: {message}")
+    return check
+
+
+def _array(value, shape, what):
+    """``value`` as a float64 array of ``shape``, or the one-line reason it is not."""
+    if value is None:
+        return None, f"{what} returned None; return an array of shape {shape}"
+    value = np.asarray(value, dtype=np.float64)
+    if value.shape != shape:
+        return None, f"{what} has shape {value.shape}, expected {shape}"
+    return value, None
+
+
+# ---------------------------------------------------------------- appendix B
+def _central_difference_error(h, dtype=np.float32):
+    """Mean |(sin(x + h) - sin(x - h)) / 2h - cos(x)| over 401 points x in [0.5, 1.5], computed
+    in ``dtype``: the error a finite-difference gradient check with step h makes there."""
+    x = np.linspace(0.5, 1.5, 401, dtype=dtype)[:, None]
+    h = np.atleast_1d(np.asarray(h, dtype=dtype))
+    estimate = (np.sin(x + h) - np.sin(x - h)) / (2 * h)
+    return np.abs(estimate - np.cos(x.astype(np.float64))).mean(axis=0)
+
+
+@self_check
+def float32_step(h):
+    """Exercise: the central-difference step h with the smallest error in float32."""
+    h = float(h)
+    if not 0 < h < 1:
+        return False, f"a step h between 0 and 1, got {h}"
+    grid = np.logspace(-6, 0, 61)
+    errors = _central_difference_error(grid)
+    best, err = grid[errors.argmin()], float(_central_difference_error(h)[0])
+    return (err <= 2 * errors.min(),
+            f"h = {h:.1e} gives mean error {err:.1e}; the best step measured, h = {best:.1e}, gives "
+            f"{errors.min():.1e}" + ("" if err <= 2 * errors.min() else
+                                     " (balance h^2/6 |f'''| against eps |f| / h with float32's eps)"))
+
+
+@self_check
+def false_alarm_rate(rate, prior=0.01, recall=0.95, target=0.90):
+    """Exercise: the false-alarm rate at which a detector of a 1% class has 90% precision."""
+    rate = float(rate)
+    if not 0 <= rate <= 1:
+        return False, f"a rate is a probability in [0, 1], got {rate}"
+    precision = recall * prior / (recall * prior + rate * (1 - prior))
+    ok = abs(precision - target) < 0.005
+    return ok, f"a false-alarm rate of {rate:.5f} gives precision {precision:.3f}" + (
+        "" if ok else f", not {target:.2f}; solve Bayes' formula for the false-alarm rate")
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class _StudentOp(Function):
+    """An op whose forward is ``forward(z)`` and whose backward is the student's:
+    ``backward(z, out, grad) -> dL/dz``; tv.gradcheck on it checks their backward numerically."""
+
+    def forward(self, z, forward=None, backward=None):
+        self.z, self.out, self.student_backward = z, forward(z), backward
+        return self.out
+
+    def backward(self, grad):
+        return self.student_backward(self.z, self.out, grad)
+
+
+def _gradcheck(forward, backward, z, hint):
+    """tv.gradcheck of _StudentOp(forward, backward) at the float64 array z: (passed, message)."""
+    zt = tv.tensor(z, dtype=np.float64, requires_grad=True)
+    result = tv.gradcheck(lambda t: _StudentOp.apply(t, forward=forward, backward=backward), zt,
+                          raise_exception=False)
+    if not result:
+        return False, f"tv.gradcheck disagrees: {str(result).splitlines()[-1].strip()} ({hint})"
+    return True, f"tv.gradcheck (central differences) agrees with your gradient on a {z.shape} input"
+
+
+@self_check
+def softmax_backward(backward):
+    """Exercise: softmax's backward pass, dL/dz from p and dL/dp, checked by tv.gradcheck."""
+    p = np.random.default_rng(1).dirichlet(np.ones(5), size=4)
+    _, problem = _array(backward(p, np.ones_like(p)), p.shape, "softmax_backward(p, grad)")
+    if problem:
+        return False, problem
+    return _gradcheck(_softmax, lambda z, p, grad: backward(p, grad), np.random.default_rng(2).normal(size=(4, 5)),
+                      "dp_i/dz_j = p_i (delta_ij - p_j); sum over i")
+
+
+@self_check
+def smoothed_cross_entropy_grad(grad_fn, eps=0.1):
+    """Exercise: dL/dz of the mean cross-entropy with label smoothing eps, checked by tv.gradcheck
+    against central differences of the loss."""
+    rng = np.random.default_rng(3)
+    z, y = rng.normal(size=(4, 5)) * 2, rng.integers(0, 5, size=4)
+    _, problem = _array(grad_fn(z.copy(), y.copy(), eps), z.shape, "smoothed_cross_entropy_grad(z, y, eps)")
+    if problem:
+        return False, problem
+    q = np.full(z.shape, eps / z.shape[1])
+    q[np.arange(len(y)), y] += 1 - eps
+    loss = lambda z: -(q * np.log(_softmax(z))).sum() / len(z)
+    return _gradcheck(loss, lambda z, out, grad: grad * grad_fn(z, y, eps), z,
+                      "the loss is a mean over N, and sum_k q_ik = 1")
