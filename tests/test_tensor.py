@@ -56,6 +56,21 @@ def test_tensor_reused_in_several_places():
     np.testing.assert_allclose(x.grad.numpy(), [3 * 4 + 2 * 2 + 1])
 
 
+def test_the_engine_imports_no_threading():
+    # Gradients of a reused tensor are summed with a plain +: thread splitting lives in the
+    # fast kernels only, never in the engine a student reads.
+    import ast
+    import tinyvision.tensor
+    tree = ast.parse(inspect.getsource(tinyvision.tensor))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names |= {node.module or ""} | {alias.name for alias in node.names}
+    assert not names & {"parallel", "threading", "concurrent.futures", "kernels"}, names
+
+
 def test_broadcasting_is_undone_on_the_way_back():
     a = tv.tensor(np.ones((4, 3)), requires_grad=True)
     b = tv.tensor(np.ones((3,)), requires_grad=True)

@@ -7,9 +7,7 @@ against the shared NumPy API, so one implementation serves both devices.
 Devices are the strings ``"cpu"`` and ``"cuda"``. The default device comes from
 ``set_default_device`` or, at import time, the environment variable ``TINYVISION_DEVICE``.
 """
-import ctypes
 import os
-import sys
 
 import numpy as np
 
@@ -142,28 +140,6 @@ def rand(shape, dtype=float32, device=None):
     return generator(device).random(shape, dtype=dtype)
 
 
-def _tune_allocator():
-    """Keep freed memory in the process instead of handing it back to the OS at once.
-
-    glibc serves large blocks with fresh mmaps and trims the heap top eagerly, so every
-    step of training faulted in tens of MB of new pages for activations and gradients that
-    the previous step had just freed (a 16-channel conv at batch 128 spent 63 ms in backward,
-    44 ms with this setting). A deep-learning framework needs a caching allocator; for NumPy
-    on glibc, these three mallopt settings are one. Set TINYVISION_MALLOC_TUNING=0 to skip.
-    """
-    if os.environ.get("TINYVISION_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (e.g. musl): nothing to tune
-        return
-    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-    libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20)    # glibc's maximum; above it blocks are mmapped
-    libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)     # never give the heap top back eagerly
-    libc.mallopt(M_TOP_PAD, 256 * 2**20)          # grow the heap in large steps
-
-
-_tune_allocator()
 _env_device = os.environ.get("TINYVISION_DEVICE")
 if _env_device:
     set_default_device(_env_device)

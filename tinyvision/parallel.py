@@ -1,13 +1,10 @@
 """Intra-op threads for the NumPy backend: one op's work split over the CPU's cores.
 
-Why. NumPy runs each call on one core; only BLAS (OpenBLAS) uses more. A convolution here
-is mostly *not* BLAS: per cache-sized block of its columns it does an im2col copy, then a
-GEMM; the copies run on one core, and OpenBLAS's threads on a GEMM that small mostly wait
-(with 2 threads it was slower than with 1 on ResNet-20's first stage: 20.7 vs 17.0 ms).
-Handing each core its own run of blocks, each GEMM on one core, keeps both cores busy on
-both halves: 20.7 -> 13.1 ms on that stage, measured on this project's 2-core VM. NumPy
-releases the GIL inside copies, ufunc loops and BLAS calls, so plain Python threads run
-these parts truly in parallel.
+NumPy runs each call on one core; only BLAS uses more. The fast kernels (``tinyvision.kernels``)
+cut an op's work into independent parts (row blocks, column blocks) and run them on threads
+here. NumPy releases the GIL inside copies, ufunc loops and BLAS calls, so plain Python threads
+run these parts truly in parallel. The reference path (``tv.use_reference_kernels()``) and GPU
+arrays never come here.
 
 How. ``map_parts(fn, items)`` cuts ``items`` (a list of blocks, a range of rows) into one
 contiguous part per thread, runs ``fn(part)`` for each part (the calling thread takes the
@@ -17,20 +14,26 @@ depend on timing: only the order of a few floating-point additions changes with 
 thread count. ``for_rows`` and ``matmul`` are the two common uses: row-wise work
 (normalisation statistics) and large matrix products.
 
-tinyvision owns the CPU's threads. While it runs more than one, OpenBLAS is kept at one
-thread: its idle threads spin for a while after every call and take the very core our
-threads need (a split convolution with OpenBLAS at 2 threads in between was slower than no
-split at all). Every large GEMM therefore goes through ``matmul`` here, which splits it
-itself. ``set_num_threads(1)`` gives OpenBLAS its own thread count back.
-
 Threads: ``set_num_threads(n)``; by default the environment variable
 ``TINYVISION_NUM_THREADS``, else the number of cores this process may run on (so
 ``taskset -c 0`` means one thread). With one thread everything runs inline, unchanged.
-GPU arrays never come here: CuPy ops are already parallel.
+
+Process settings. Importing tinyvision changes nothing outside it. The first fast kernel (or
+``set_num_threads``) applies two process-wide settings the kernels are tuned for, and
+``restore_process_settings()`` takes them back:
+- OpenBLAS runs at one thread while tinyvision runs more than one: its idle threads spin after
+  every call and take the very cores the kernels' threads need, so every large GEMM goes
+  through ``matmul`` here, which splits it itself;
+- glibc's allocator keeps freed memory in the process (``mallopt``) instead of returning it to
+  the OS at once: training frees and reallocates the same large arrays every step, and fresh
+  pages must be faulted in again. ``TINYVISION_MALLOC_TUNING=0`` leaves the allocator alone.
+Measurements behind these choices: docs/performance.md.
 """
 import ctypes
+import functools
 import glob
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -61,7 +64,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
-# ---------------------------------------------------------------- BLAS thread count
+# ---------------------------------------------------------------- process settings
 # NumPy's wheels bundle OpenBLAS with prefixed symbols; other builds export the plain names.
 # Where neither is found (MKL, Accelerate) the count is left alone.
 def _find_openblas():
@@ -83,13 +86,80 @@ def _find_openblas():
     return None
 
 
-_blas = _find_openblas()
-_blas_own = _blas[0]() if _blas else None  # OpenBLAS's thread count before we changed it
+@functools.cache
+def _openblas():
+    """(get_num_threads, set_num_threads) of NumPy's OpenBLAS, or None."""
+    return _find_openblas()
+
+
+@functools.cache
+def _glibc():
+    """The C library when it is glibc on Linux (it has ``mallopt``), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (e.g. musl): nothing to tune
+        return None
+
+
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+# The kernels' setting: blocks up to glibc's maximum mmap threshold come from the heap, the
+# heap top is never handed back eagerly and the heap grows in large steps.
+_MALLOC_TUNED = {M_MMAP_THRESHOLD: 32 * 2**20, M_TRIM_THRESHOLD: 2**31 - 1, M_TOP_PAD: 256 * 2**20}
+# glibc's documented defaults (mallopt(3)); mallopt cannot read the current values back.
+_MALLOC_DEFAULTS = {M_MMAP_THRESHOLD: 128 * 2**10, M_TRIM_THRESHOLD: 128 * 2**10, M_TOP_PAD: 128 * 2**10}
+
+_applied = False     # whether the process settings are in force
+_blas_own = None     # OpenBLAS's thread count before tinyvision changed it
+_malloc_tuned = False
+
+
+def _mallopt(settings):
+    for param, value in settings.items():
+        _glibc().mallopt(param, value)
+
+
+def apply_process_settings():
+    """Set the process-wide settings the fast kernels are tuned for (module docstring):
+    OpenBLAS at one thread while ``get_num_threads() > 1`` (its own count with one), and
+    glibc's allocator tuning. Runs by itself at the first fast kernel and in ``set_num_threads``."""
+    global _applied, _blas_own, _malloc_tuned
+    blas = _openblas()
+    if blas:
+        if not _applied:
+            _blas_own = blas[0]()
+        blas[1](1 if _threads > 1 else _blas_own)
+    if not _malloc_tuned and os.environ.get("TINYVISION_MALLOC_TUNING", "1") != "0" and _glibc():
+        _mallopt(_MALLOC_TUNED)
+        _malloc_tuned = True
+    _applied = True
+
+
+def restore_process_settings():
+    """Undo ``apply_process_settings``: OpenBLAS gets back the thread count it had before, and
+    glibc's allocator gets glibc's default thresholds (128 KiB each). mallopt cannot read its
+    settings back, so "restored" means glibc's defaults, not values another library may have
+    set; and once set, glibc no longer moves the mmap threshold by itself as it does in a
+    fresh process. The next fast kernel applies the settings again: call this when leaving
+    tinyvision for other NumPy work in the same process."""
+    global _applied, _malloc_tuned
+    if _applied and _openblas():
+        _openblas()[1](_blas_own)
+    if _malloc_tuned:
+        _mallopt(_MALLOC_DEFAULTS)
+        _malloc_tuned = False
+    _applied = False
+
+
+def _ensure_settings():
+    if not _applied:
+        apply_process_settings()
 
 
 def blas_num_threads():
     """OpenBLAS's thread count, or None where the BLAS is not an OpenBLAS we can find."""
-    return _blas[0]() if _blas else None
+    return _openblas()[0]() if _openblas() else None
 
 
 def get_num_threads():
@@ -98,8 +168,8 @@ def get_num_threads():
 
 
 def set_num_threads(n):
-    """Use ``n`` threads per op on the CPU; OpenBLAS runs at one thread while n > 1 and gets
-    its own count back with n = 1 (intra-op threading off)."""
+    """Use ``n`` threads per op on the CPU, and apply the process settings for that count:
+    OpenBLAS runs at one thread while n > 1 and at its own count with n = 1."""
     global _threads, _pool
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
@@ -108,8 +178,7 @@ def set_num_threads(n):
             _pool.shutdown()
             _pool = None
         _threads = n
-    if _blas:
-        _blas[1](1 if n > 1 else _blas_own)
+    apply_process_settings()
 
 
 def compute_threads():
@@ -119,8 +188,7 @@ def compute_threads():
     return _threads if _threads > 1 else (blas_num_threads() or 1)
 
 
-_threads = 1
-set_num_threads(_default_threads())
+_threads = _default_threads()
 
 
 # ---------------------------------------------------------------- splitting work
@@ -146,6 +214,7 @@ def map_parts(fn, items, threads=None):
     ``threads`` defaults to ``get_num_threads()``; calls from inside a part run inline
     (one level of parallelism). Exceptions from any part are raised here."""
     global _pool
+    _ensure_settings()
     threads = _threads if threads is None else threads
     if threads <= 1 or len(items) <= 1 or getattr(_inside, "active", False):
         return [fn(items)]
@@ -167,12 +236,12 @@ def map_blocks(fn, blocks):
     """[fn(block) for block in blocks], the blocks handed out one at a time to whichever thread
     is free (dynamic scheduling); the results come back in the blocks' order.
 
-    Why not ``map_parts``' fixed shares: the two vCPUs of the reference machine rarely run at
-    the same speed for long (the hypervisor, other processes), and with fixed shares the
-    faster thread waits for the slower at the end of every op. Taking blocks from a shared
-    counter, the slower thread simply does fewer. The result does not depend on timing: each
-    block's result has its own place, so a caller summing them sums in one fixed order.
-    Calls from inside a part run inline, as with ``map_parts``."""
+    Why not ``map_parts``' fixed shares: cores seldom run at one speed for long (the host,
+    other processes); taking blocks from a shared counter, the slower thread simply does fewer.
+    The result does not depend on timing: each block's result has its own place, so a caller
+    summing them sums in one fixed order. Calls from inside a part run inline, as with
+    ``map_parts``."""
+    _ensure_settings()
     blocks = list(blocks)
     if _threads <= 1 or len(blocks) <= 1 or getattr(_inside, "active", False):
         return [fn(block) for block in blocks]
@@ -197,8 +266,8 @@ def map_blocks(fn, blocks):
     return results
 
 
-# Handing a part to another thread costs about 0.1 ms (measured: map_parts of two trivial
-# parts); below this many elements (or multiply-adds, for matmul) an op runs on one thread.
+# Below this many elements (or multiply-adds, for matmul) an op runs on one thread: handing a
+# part to another thread costs about as much as the work it would save.
 MIN_SPLIT = 2**17
 
 
@@ -212,6 +281,7 @@ def for_rows(fn, n, size):
     """fn(rows) for slices ``rows`` that cover range(n), split over threads when the op
     touches at least MIN_SPLIT elements (``size``). Unsplit, fn gets slice(None), the whole:
     callers pass size 0 where the arrays do not share their first axis (or live on a GPU)."""
+    _ensure_settings()
     if size < MIN_SPLIT or _threads == 1 or n < 2:
         return [fn(slice(None))]
     return map_parts(lambda r: fn(slice(r.start, r.stop)), range(n))
@@ -231,10 +301,7 @@ def elementwise(fn, *arrays):
 
 def add(a, b):
     """a + b as a new array in a's memory order, split over threads when large (NumPy arrays
-    of one shape); anything else (broadcasting, CuPy) is a plain ``a + b``. Residual
-    connections (``ops.Add``) and the autograd engine, which adds up the gradients of a tensor
-    used twice (every residual block's input), both add this way; on one core the engine's
-    additions had taken about 24 ms of an 820 ms ResNet-20 step (batch 128)."""
+    of one shape); anything else (broadcasting, CuPy) is a plain ``a + b``."""
     if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or a.shape != b.shape:
         return a + b
     out = np.empty_like(a, dtype=np.result_type(a, b))
@@ -246,6 +313,7 @@ def matmul(a, b):
     """a @ b for NumPy arrays of two or more axes, split over threads along a's first axis
     (the rows of a matrix, or the stack of a batched product) when it is large; anything
     else (CuPy arrays, vectors, broadcasting of a's stack) is one plain ``a @ b``."""
+    _ensure_settings()
     if not isinstance(a, np.ndarray) or a.ndim < 2 or b.ndim < 2 or _threads == 1:
         return a @ b
     if b.ndim > 2 and b.shape[:-2] != a.shape[:-2]:

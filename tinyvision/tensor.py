@@ -16,7 +16,7 @@ import functools
 
 import numpy as np
 
-from . import backend, parallel
+from . import backend
 
 _grad_enabled = True
 
@@ -300,7 +300,7 @@ class Tensor(Movable):
                     continue
                 pg = unbroadcast(pg, parent.data.shape)
                 key = id(parent)
-                grads[key] = pg if key not in grads else parallel.add(grads[key], pg)
+                grads[key] = pg if key not in grads else grads[key] + pg
             if not retain_graph:
                 # Free the saved arrays and the edges: the graph is single-use by default.
                 ctx.__dict__.clear()

@@ -5,34 +5,66 @@
     O = A V                                                        output   (..., Nq, dv)
 
 Composed from matmul, mul, add, softmax and matmul ops, training would keep S, the scaled S,
-the biased S and A alive for backward and run a separate pass (and temporary) per op. Fused,
-forward builds S in one buffer, turns it into A in place and keeps only A (and the dropout
-mask); backward is four GEMMs and one elementwise pass. With G = dL/dO:
+the biased S and A alive for backward, one array per op. Fused, it keeps A (and the dropout
+mask); backward is four products and the softmax's vector-Jacobian product. With G = dL/dO:
 
     dV = A^T G                                  (..., Nk, dv)
     dA = G V^T                                  (..., Nq, Nk)
     dS = A * (dA - rowsum(dA * A))              softmax's vector-Jacobian product
     dQ = dS K / sqrt(d),   dK = dS^T Q / sqrt(d),   dbias = dS
 
-The row sums rowsum(dA * A)_i = sum_j (G V^T)_ij A_ij = sum_c G_ic (A V)_ic = rowsum(G * O)_i
-are taken over the output's dv features instead of the Nk keys (FlashAttention's trick): no
-(Nq, Nk) product is formed for them. With attention dropout, O = (A * M) V with M the
-inverted-dropout mask (0 or 1 / (1 - p)); then dA = (G V^T) * M and the same identity holds
-with A * M in place of A.
+With attention dropout, O = (A * M) V with M the inverted-dropout mask (0 or 1 / (1 - p));
+then dV = (A * M)^T G and dA = (G V^T) * M.
+
+``attention_forward`` and ``attention_backward`` below are these formulas (the reference path).
+For NumPy arrays the op calls ``kernels.attention`` instead: the same math computed in place
+in one (..., Nq, Nk) buffer, split over threads.
 """
 import math
 
 import numpy as np
 
-from .. import backend, parallel
+from .. import backend
+from ..kernels import attention as fast, reference_enabled
 from ..tensor import Function, Tensor
 
 
-def _softmax_inplace(xp, s):
-    """s <- softmax(s) along the last axis, in place: exp(S - max) / sum."""
-    s -= s.max(axis=-1, keepdims=True)
-    xp.exp(s, out=s)
-    s /= s.sum(axis=-1, keepdims=True)
+def softmax(s):
+    """exp(s - max) / sum along the last axis (subtracting the row maximum avoids overflow)."""
+    e = backend.array_module(s).exp(s - s.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def attention_forward(q, k, v, bias, mask, scale, drop):
+    """O = (softmax(Q K^T * scale + bias, masked) * drop) V.
+
+    q: (..., Nq, d); k: (..., Nk, d); v: (..., Nk, dv); bias: broadcastable to (..., Nq, Nk)
+    or None; mask: boolean, broadcastable to (..., Nq, Nk) (True = attend) or None; drop: the
+    dropout mask M of A's shape, or None. Returns O (..., Nq, dv) and the cache for backward.
+    """
+    s = (q @ k.swapaxes(-1, -2)) * scale
+    if bias is not None:
+        s = s + bias
+    if mask is not None:
+        s = backend.array_module(s).where(mask, s, -np.inf)
+    a = softmax(s)
+    out = (a if drop is None else a * drop) @ v
+    return out, (q, k, v, a, scale, drop)
+
+
+def attention_backward(g, cache, needs):
+    """(dL/dq, dL/dk, dL/dv, dL/dbias) from g = dL/dO (..., Nq, dv); ``needs`` says which are
+    wanted (None for the others)."""
+    q, k, v, a, scale, drop = cache
+    need_q, need_k, need_v, need_bias = needs
+    dv = (a if drop is None else a * drop).swapaxes(-1, -2) @ g if need_v else None
+    da = g @ v.swapaxes(-1, -2)
+    if drop is not None:
+        da = da * drop
+    ds = a * (da - (da * a).sum(axis=-1, keepdims=True))
+    dq = (ds @ k) * scale if need_q else None
+    dk = (ds.swapaxes(-1, -2) @ q) * scale if need_k else None
+    return dq, dk, dv, (ds if need_bias else None)
 
 
 class ScaledDotProductAttention(Function):
@@ -41,51 +73,22 @@ class ScaledDotProductAttention(Function):
     dropout_p. Leading axes broadcast. See the module docstring for the formulas."""
 
     def forward(self, q, k, v, bias=None, mask=None, scale=1.0, dropout_p=0.0):
-        xp = self.xp
-        s = parallel.matmul(q, k.swapaxes(-1, -2))      # the one (..., Nq, Nk) buffer
-        s *= scale                                      # scale S, not Q: no copy of Q is made
-        if bias is not None:
-            if np.broadcast_shapes(s.shape, bias.shape) == s.shape:
-                s += bias                               # in place when the bias broadcasts into S
-            else:
-                s = s + bias                            # a bias with more leading axes than S
-        if mask is not None:
-            s = xp.where(mask, s, -xp.inf)
-        parallel.for_rows(lambda r: _softmax_inplace(xp, s[r]), len(s), parallel.split_size(s))
-        self.a, self.q, self.k, self.v, self.scale = s, q, k, v, scale
-        self.drop = None
-        if dropout_p > 0.0:
-            keep = backend.rand(s.shape, dtype=s.dtype, device=backend.device_of(s)) >= dropout_p
-            self.drop = keep.astype(s.dtype) * (1.0 / (1.0 - dropout_p))
-            s = s * self.drop
-        self.out = parallel.matmul(s, v)
-        return self.out
+        drop = None
+        if dropout_p > 0.0:  # drawn here, so that both paths drop the same weights
+            nq_nk = (q.shape[-2], k.shape[-2])
+            shape = np.broadcast_shapes(q.shape[:-2] + nq_nk, k.shape[:-2] + nq_nk,
+                                        *(m.shape for m in (bias, mask) if m is not None))
+            dtype = np.result_type(q.dtype, k.dtype)
+            keep = backend.rand(shape, dtype=dtype, device=backend.device_of(q)) >= dropout_p
+            drop = keep.astype(dtype) * (1.0 / (1.0 - dropout_p))
+        self.fast = isinstance(q, np.ndarray) and not reference_enabled()
+        out, self.cache = (fast.attention_forward if self.fast else attention_forward)(
+            q, k, v, bias, mask, scale, drop)
+        return out
 
     def backward(self, g):
-        a, q, k, v, scale, drop = self.a, self.q, self.k, self.v, self.scale, self.drop
-        need_q, need_k, need_v = self.needs_input_grad[:3]
-        need_bias = len(self.needs_input_grad) > 3 and self.needs_input_grad[3]
-        dv = parallel.matmul((a if drop is None else a * drop).swapaxes(-1, -2), g) if need_v else None
-        if not (need_q or need_k or need_bias):
-            return None, None, dv, None
-        ds = parallel.matmul(g, v.swapaxes(-1, -2))     # dA (of the dropped weights)
-        if drop is not None:
-            ds *= drop                                  # dA of the softmax output
-
-        def softmax_backward(r):                        # dS = A (dA - rowsum(G O)), in place
-            ds[r] -= (g[r] * self.out[r]).sum(axis=-1, keepdims=True)
-            ds[r] *= a[r]
-        aligned = a.shape == ds.shape == g.shape  # same rows in all three
-        parallel.for_rows(softmax_backward, len(ds), parallel.split_size(ds) if aligned else 0)
-        # Scale the fresh (N, d) products in place rather than dS (which is also dbias).
-        dq = dk = None
-        if need_q:
-            dq = parallel.matmul(ds, k)
-            dq *= scale
-        if need_k:
-            dk = parallel.matmul(ds.swapaxes(-1, -2), q)
-            dk *= scale
-        return dq, dk, dv, (ds if need_bias else None)
+        needs = self.needs_input_grad[:4] + (False,) * (4 - len(self.needs_input_grad))
+        return (fast.attention_backward if self.fast else attention_backward)(g, self.cache, needs)
 
 
 class PackedSelfAttention(ScaledDotProductAttention):

@@ -4,20 +4,20 @@ For y = f(a, b) applied elementwise, backward multiplies the upstream gradient g
 local derivative: dL/da = g * df/da. Inputs may broadcast; the engine sums gradients back to
 each input's shape (``tensor.unbroadcast``).
 """
-import math
-
 import numpy as np
 
-from .. import backend, parallel
+from .. import backend
+from ..kernels import elementwise as fast, reference_enabled
 from ..tensor import Function
+from .special import INV_SQRT_2, INV_SQRT_2PI, SQRT_2_OVER_PI, erf
 
 
 class Add(Function):
-    """y = a + b;  dL/da = g, dL/db = g. Equal shapes (a residual connection) are added in
-    row blocks over threads, in a's memory order (``parallel.add``)."""
+    """y = a + b;  dL/da = g, dL/db = g. On NumPy, ``kernels.elementwise.add`` (residual
+    connections add large arrays of one shape)."""
 
     def forward(self, a, b):
-        return parallel.add(a, b)
+        return fast.add(a, b) if isinstance(a, np.ndarray) and not reference_enabled() else a + b
 
     def backward(self, g):
         return g, g
@@ -183,22 +183,16 @@ class Where(Function):
 
 class ReLU(Function):
     """y = max(a, 0);  dL/da = g * [y > 0]. Backward reads the mask off the output, which
-    the next layer keeps alive anyway, so no mask array is saved."""
+    the next layer keeps alive anyway, so no mask array is saved. On NumPy,
+    ``kernels.elementwise.relu`` and ``relu_backward``."""
 
     def forward(self, a):
-        xp = self.xp
-        self.y = xp.empty_like(a)
-        parallel.elementwise(lambda y, a: xp.maximum(a, 0, out=y), self.y, a)
+        self.fast = isinstance(a, np.ndarray) and not reference_enabled()
+        self.y = fast.relu(a) if self.fast else self.xp.maximum(a, 0)
         return self.y
 
     def backward(self, g):
-        # dL/da takes the memory order of a (through y), not of g: a gradient broadcast back
-        # from a global average pool is plain NCHW, while the batch norm and convolution
-        # before this ReLU work on channel-major memory and would each copy it over.
-        xp = self.xp
-        gx = xp.empty_like(self.y)
-        parallel.elementwise(lambda gx, g, y: xp.multiply(g, y > 0, out=gx), gx, g, self.y)
-        return gx
+        return fast.relu_backward(g, self.y) if self.fast else g * (self.y > 0)
 
 
 class LeakyReLU(Function):
@@ -213,109 +207,50 @@ class LeakyReLU(Function):
         return self.xp.where(self.mask, g, g * self.slope)
 
 
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+def gelu_forward(a, approximate):
+    """y = a Phi(a) with Phi the standard normal CDF, exact ('none') or with 'tanh':
+
+        'none':  Phi(a) = (1 + erf(a / sqrt 2)) / 2
+        'tanh':  y = a/2 (1 + tanh u),  u = sqrt(2/pi) (a + 0.044715 a^3)
+
+    a: any shape. Returns y (a's shape) and the cache for ``gelu_backward``: (a, Phi(a)) or
+    (a, tanh u)."""
+    if approximate == "tanh":
+        t = backend.array_module(a).tanh(SQRT_2_OVER_PI * (a + 0.044715 * a ** 3))
+        return 0.5 * a * (1.0 + t), (a, t)
+    cdf = 0.5 * (1.0 + erf(a * INV_SQRT_2))
+    return a * cdf, (a, cdf)
 
 
-def erf(x):
-    """The error function erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt, elementwise.
+def gelu_backward(g, cache, approximate):
+    """dL/da = g dy/da:
 
-    NumPy has no erf, so: CuPy uses its own kernel; a NumPy float64 array uses the exact
-    ``math.erf`` per element (gradient checks need full precision); float32 uses the
-    Abramowitz-Stegun 7.1.26 rational approximation, whose absolute error 1.5e-7 is at
-    float32's resolution:
-        erf(x) = 1 - (a1 t + a2 t^2 + a3 t^3 + a4 t^4 + a5 t^5) e^(-x^2),  t = 1/(1 + p x),  x >= 0.
+        'none':  dy/da = Phi(a) + a phi(a),  phi(a) = exp(-a^2 / 2) / sqrt(2 pi)
+        'tanh':  dy/da = (1 + tanh u)/2 + a/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 a^2)
     """
-    xp = backend.array_module(x)
-    if xp is not np:
-        import cupyx.scipy.special
-        return cupyx.scipy.special.erf(x)
-    if x.dtype == np.float64:
-        return np.vectorize(math.erf, otypes=[np.float64])(x)
-    # Evaluated in place on two buffers: this runs on every MLP activation of a ViT, and
-    # a dozen fresh temporaries cost more than the arithmetic.
-    t = np.abs(x)
-    e = np.multiply(t, t)
-    np.negative(e, out=e)
-    np.exp(e, out=e)                                   # exp(-x^2)
-    t *= 0.3275911
-    t += 1.0
-    np.reciprocal(t, out=t)                            # t = 1 / (1 + p|x|)
-    poly = t * 1.061405429
-    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
-        poly += c
-        poly *= t
-    poly *= e
-    np.subtract(1.0, poly, out=poly)
-    return np.copysign(poly, x, out=poly)
+    a, aux = cache
+    xp = backend.array_module(a)
+    if approximate == "tanh":
+        du = SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * a * a)
+        return g * (0.5 * (1.0 + aux) + 0.5 * a * (1.0 - aux * aux) * du)
+    return g * (aux + a * INV_SQRT_2PI * xp.exp(-0.5 * a * a))
 
 
 class GELU(Function):
-    """Gaussian error linear unit, y = a * Phi(a) with Phi the standard normal CDF.
-
-    'none' (exact):  Phi(a) = (1 + erf(a / sqrt 2)) / 2,  dy/da = Phi(a) + a * phi(a),
-                     phi(a) = exp(-a^2 / 2) / sqrt(2 pi).
-    'tanh':          y = a/2 * (1 + tanh(u)),  u = sqrt(2/pi) (a + 0.044715 a^3),
-                     dy/da = (1 + tanh u)/2 + a/2 * (1 - tanh^2 u) * sqrt(2/pi) (1 + 3*0.044715 a^2).
-
-    Both run in place on one or two buffers, in row blocks over threads: GELU runs on the
-    widest activations of a ViT, where temporaries cost more than the arithmetic.
-    """
+    """Gaussian error linear unit, y = a Phi(a): ``gelu_forward`` and ``gelu_backward``
+    above, or on NumPy the same formulas evaluated in place and split over threads
+    (``kernels.elementwise``)."""
 
     def forward(self, a, approximate="none"):
-        xp = self.xp
         if approximate not in ("none", "tanh"):
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-        self.a, self.approximate = a, approximate
-        y, self.aux = xp.empty_like(a), xp.empty_like(a)  # aux: tanh(u), or Phi(a)
-        parallel.elementwise(self._forward, y, self.aux, a)
+        self.approximate = approximate
+        self.fast = isinstance(a, np.ndarray) and not reference_enabled()
+        y, self.cache = (fast.gelu_forward if self.fast else gelu_forward)(a, approximate)
         return y
 
-    def _forward(self, y, aux, a):
-        xp = self.xp
-        if self.approximate == "tanh":
-            xp.multiply(a, a, out=aux)
-            aux *= 0.044715 * _SQRT_2_OVER_PI
-            aux += _SQRT_2_OVER_PI
-            aux *= a                                    # u = sqrt(2/pi) (a + 0.044715 a^3)
-            xp.tanh(aux, out=aux)
-            xp.add(aux, 1.0, out=y)
-            y *= a
-            y *= 0.5
-        else:
-            aux[...] = erf(a * _INV_SQRT_2)
-            aux += 1.0
-            aux *= 0.5                                  # Phi(a)
-            xp.multiply(a, aux, out=y)
-
     def backward(self, g):
-        gx = self.xp.empty_like(g)
-        parallel.elementwise(self._backward, gx, g, self.aux, self.a)
-        return gx
-
-    def _backward(self, d, g, aux, a):
-        xp = self.xp
-        if self.approximate == "tanh":
-            th = aux
-            xp.multiply(a, a, out=d)
-            d *= 3 * 0.044715 * _SQRT_2_OVER_PI
-            d += _SQRT_2_OVER_PI                        # du/da
-            sech2 = th * th
-            xp.subtract(1.0, sech2, out=sech2)         # 1 - tanh^2 u
-            d *= sech2
-            d *= a
-            d += th
-            d += 1.0
-            d *= 0.5                                    # dy/da
-        else:
-            xp.multiply(a, a, out=d)
-            d *= -0.5
-            xp.exp(d, out=d)
-            d *= _INV_SQRT_2PI
-            d *= a
-            d += aux                                    # Phi(a) + a phi(a)
-        d *= g
+        return (fast.gelu_backward if self.fast else gelu_backward)(g, self.cache, self.approximate)
 
 
 class Sigmoid(Function):

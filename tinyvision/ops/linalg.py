@@ -1,6 +1,19 @@
-"""Matrix products: ``matmul`` with numpy's rules and the fused ``linear`` layer op."""
-from .. import parallel
+"""Matrix products: ``matmul`` with numpy's rules and the fused ``linear`` layer op.
+
+Both compute their products with ``self.matmul``: ``a @ b`` itself, or for NumPy arrays the fast
+kernel ``kernels.linalg.matmul`` (the same product, split over threads when large).
+"""
+import operator
+
+import numpy as np
+
+from ..kernels import linalg as fast, reference_enabled
 from ..tensor import Function
+
+
+def _matmul_for(a):
+    """The product function for arrays like ``a``: the fast kernel or ``a @ b``."""
+    return fast.matmul if isinstance(a, np.ndarray) and not reference_enabled() else operator.matmul
 
 
 class MatMul(Function):
@@ -12,7 +25,6 @@ class MatMul(Function):
     A stack of inputs times one matrix, (..., n, k) @ (k, m), runs as one 2-D GEMM on the
     flattened stack in both directions; numpy would otherwise loop over the stack, and dL/db
     would first materialise one (k, m) product per stack element before summing them.
-    Large products on the CPU are split over threads (``parallel.matmul``).
     """
 
     def forward(self, a, b):
@@ -27,10 +39,11 @@ class MatMul(Function):
         self.a = a[None, :] if self.a_vec else a
         self.b = b[:, None] if self.b_vec else b
         self.flat = self.b.ndim == 2 and self.a.ndim > 2
+        self.matmul = _matmul_for(a)
         if self.flat:
-            y = parallel.matmul(self.a.reshape(-1, self.a.shape[-1]), self.b).reshape(self.a.shape[:-1] + (self.b.shape[-1],))
+            y = self.matmul(self.a.reshape(-1, self.a.shape[-1]), self.b).reshape(self.a.shape[:-1] + (self.b.shape[-1],))
         else:
-            y = parallel.matmul(self.a, self.b)
+            y = self.matmul(self.a, self.b)
         if self.b_vec:
             y = y[..., 0]
         if self.a_vec:
@@ -45,13 +58,13 @@ class MatMul(Function):
             g = g[..., None, :]
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = parallel.matmul(g, b.swapaxes(-1, -2))
+            ga = self.matmul(g, b.swapaxes(-1, -2))
             ga = ga.reshape(ga.shape[:-2] + (ga.shape[-1],)) if self.a_vec else ga
         if self.needs_input_grad[1]:
             if self.flat:
-                gb = parallel.matmul(a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1]))
+                gb = self.matmul(a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1]))
             else:
-                gb = parallel.matmul(a.swapaxes(-1, -2), g)
+                gb = self.matmul(a.swapaxes(-1, -2), g)
             gb = gb[..., 0] if self.b_vec else gb
         return ga, gb
 
@@ -61,7 +74,6 @@ class Linear(Function):
 
     Any leading axes are flattened into one GEMM, (M, in) @ (in, out) with M = prod(...):
         dL/dx = g W,   dL/dW = g^T x,   dL/db = sum of g over the M rows.
-    Each GEMM is split over threads on the CPU (``parallel.matmul``).
     """
 
     def forward(self, x, weight, bias=None):
@@ -71,14 +83,15 @@ class Linear(Function):
         self.x_shape = x.shape
         self.x2 = x.reshape(-1, x.shape[-1])
         self.weight = weight
-        y = parallel.matmul(self.x2, weight.T)
+        self.matmul = _matmul_for(x)
+        y = self.matmul(self.x2, weight.T)
         if bias is not None:
             y += bias
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(self, g):
         g2 = g.reshape(-1, g.shape[-1])
-        gx = parallel.matmul(g2, self.weight).reshape(self.x_shape) if self.needs_input_grad[0] else None
-        gw = parallel.matmul(g2.T, self.x2) if self.needs_input_grad[1] else None
+        gx = self.matmul(g2, self.weight).reshape(self.x_shape) if self.needs_input_grad[0] else None
+        gw = self.matmul(g2.T, self.x2) if self.needs_input_grad[1] else None
         gb = g2.sum(axis=0) if len(self.needs_input_grad) > 2 and self.needs_input_grad[2] else None
         return gx, gw, gb

@@ -1,6 +1,6 @@
-"""Normalisation ops, each fused into one forward and one backward pass.
+"""Normalisation ops: batch norm and layer norm.
 
-Both normalise x over some axes (M elements per statistic) and apply an affine map:
+Both normalise x over some axes (M values per statistic) and apply an affine map:
 
     mu = mean(x),  var = mean((x - mu)^2),  xhat = (x - mu) / sqrt(var + eps),  y = gamma xhat + beta
 
@@ -8,71 +8,96 @@ With dxhat = g * gamma the input gradient, derived once through mu and var, is
 
     dL/dx = (1 / sqrt(var + eps)) * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
 
-and dL/dgamma = sum(g * xhat), dL/dbeta = sum(g) over the other axes. Written as these few
-fused expressions, backward makes three passes over x instead of the dozen a graph of
-elementary ops would (that matters: batch norm runs after every convolution of a ResNet).
+and dL/dgamma = sum(g * xhat), dL/dbeta = sum(g) over the axes the statistics did not run over.
 
-Both ops work on a 2-D matrix whose rows are the groups normalised together: (C, N*H*W) for
-batch norm, (rows, features) for layer norm. Statistics are then reductions along contiguous
-rows: row sums are matrix-vector products with a constant vector (``_row_sums``), and the
-row-wise dot products sum(a * b) are ``einsum('ij,ij->i')`` calls that never build the
-product array (together 25% faster than reducing (N, C, H, W) over axes (0, 2, 3)). For batch norm after a convolution the matrix is a free view: the
-convolution leaves its output channel-major in memory (see ``conv``).
-
-Rows are independent (statistics per row), so on the CPU each op runs as one function of a
-block of rows, the blocks split over threads (``parallel.for_rows``), each writing its own
-rows of preallocated outputs. Column sums (layer norm's dgamma, dbeta) are kept per block
-and added at the end.
+The functions below are these formulas, written with NumPy-API calls that run on NumPy and CuPy
+(the reference path). For NumPy arrays the ops call ``kernels.norm`` instead: the same math
+fused into fewer passes over memory and split over threads (``tv.use_reference_kernels()``
+switches back to the formulas here).
 """
-from .. import parallel
+import numpy as np
+
+from ..kernels import norm as fast, reference_enabled
 from ..tensor import Function
 
 
-def _row_sums(xp, a, scale=1.0):
-    """scale * (sum of each row of a), as a (rows, 1) column: a matrix-vector product with a
-    constant vector, which BLAS runs 1.5-6x faster than ``a.sum(axis=1)`` on these shapes
-    (8320 x 192 for a ViT's layer norm: 0.43 vs 1.1 ms; 64 x 8192 for batch norm: 0.05 vs 0.33 ms)."""
-    return (a @ xp.full(a.shape[1], scale, dtype=a.dtype))[:, None]
+def _normalize_backward(dxhat, xhat, invstd, axes):
+    """dL/dx of xhat = (x - mean(x)) / sqrt(var(x) + eps), the statistics taken over ``axes``,
+    from dL/dxhat; ``invstd`` = 1 / sqrt(var + eps) broadcasts against x."""
+    mean = lambda a: a.mean(axis=axes, keepdims=True)  # noqa: E731
+    return invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
 
 
-def _center_rows(xp, x2, eps, xc, stats):
-    """Centre each row of x2 into xc = x - mean (same shape); stats (3, rows, 1) receives
-    1/sqrt(var + eps), the mean and the (biased) variance of each row. xhat = xc / sqrt(var + eps)
-    is left to the caller, which can often fold the scale into a pass it makes anyway."""
-    mu = _row_sums(xp, x2, 1.0 / x2.shape[1])
-    xp.subtract(x2, mu, out=xc)
-    var = xp.einsum("ij,ij->i", xc, xc)[:, None] * (1.0 / x2.shape[1])
-    stats[0], stats[1], stats[2] = 1.0 / xp.sqrt(var + eps), mu, var
+def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
+    """Batch norm of x per channel, over the batch and spatial axes.
 
-
-def _normalize_rows_backward(xp, dxhat, xhat, invstd):
-    """dL/dx of the row normalisation from dL/dxhat, in place in dxhat; formula above."""
-    scale = 1.0 / xhat.shape[1]
-    mean_d = _row_sums(xp, dxhat, scale)
-    mean_dx = xp.einsum("ij,ij->i", dxhat, xhat)[:, None] * scale
-    dxhat -= mean_d
-    dxhat -= xhat * mean_dx
-    dxhat *= invstd
-
-
-def _affine(xp, y, xhat, gamma, beta):
-    """y = xhat * gamma + beta in place (either may be None)."""
-    if gamma is not None:
-        xp.multiply(xhat, gamma, out=y)
+    x: (N, C), (N, C, L) or (N, C, H, W); gamma, beta: (C,) or None; running_mean,
+    running_var: (C,), or None in training (updated in place when given).
+    Returns y (x's shape) and the cache for ``batch_norm_backward``.
+    """
+    axes = (0,) + tuple(range(2, x.ndim))          # every axis but the channel axis
+    per_channel = (1, -1) + (1,) * (x.ndim - 2)    # a (C,) vector shaped to broadcast against x
+    if training:
+        mu, var = x.mean(axis=axes), x.var(axis=axes)
+        if running_mean is not None:
+            M = x.size // x.shape[1]               # values per channel
+            running_mean *= 1.0 - momentum
+            running_mean += momentum * mu
+            running_var *= 1.0 - momentum
+            running_var += (momentum * M / (M - 1)) * var  # the unbiased variance
     else:
-        y[...] = xhat
-    if beta is not None:
-        y += beta
+        mu, var = running_mean, running_var
+    invstd = (1.0 / (var + eps) ** 0.5).reshape(per_channel)
+    xhat = (x - mu.reshape(per_channel)) * invstd
+    y = xhat if gamma is None else xhat * gamma.reshape(per_channel) + beta.reshape(per_channel)
+    return y, (xhat, invstd, gamma, training)
 
 
-def _channel_rows(xp, a):
-    """(N, C, ...) -> (C, N*...), a view when the memory is channel-major."""
-    return xp.moveaxis(a, 1, 0).reshape(a.shape[1], -1)
+def batch_norm_backward(g, cache, needs):
+    """Gradients (dL/dx, dL/dgamma, dL/dbeta) from g = dL/dy (x's shape); ``needs`` says
+    which are wanted (None for the others). In evaluation the statistics are constants, so
+    dL/dx = g gamma / sqrt(running_var + eps)."""
+    xhat, invstd, gamma, training = cache
+    axes = (0,) + tuple(range(2, g.ndim))
+    dgamma = (g * xhat).sum(axis=axes) if needs[1] else None
+    dbeta = g.sum(axis=axes) if needs[2] else None
+    dx = None
+    if needs[0]:
+        dxhat = g if gamma is None else g * gamma.reshape(invstd.shape)
+        dx = _normalize_backward(dxhat, xhat, invstd, axes) if training else dxhat * invstd
+    return dx, dgamma, dbeta
 
 
-def _from_channel_rows(xp, a2, shape):
-    """Inverse of _channel_rows: (C, N*...) -> (N, C, ...) as a view."""
-    return xp.moveaxis(a2.reshape((shape[1], shape[0]) + tuple(shape[2:])), 0, 1)
+def layer_norm_forward(x, weight, bias, normalized_ndim, eps):
+    """Layer norm of x over its last ``normalized_ndim`` axes.
+
+    x: (..., *normalized_shape); weight, bias: normalized_shape or None.
+    Returns y (x's shape) and the cache for ``layer_norm_backward``.
+    """
+    axes = tuple(range(x.ndim - normalized_ndim, x.ndim))
+    mu, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+    invstd = 1.0 / (var + eps) ** 0.5
+    xhat = (x - mu) * invstd
+    y = xhat if weight is None else xhat * weight + bias
+    return y, (xhat, invstd, weight, axes)
+
+
+def layer_norm_backward(g, cache, needs):
+    """Gradients (dL/dx, dL/dweight, dL/dbias) from g = dL/dy (x's shape); ``needs`` says
+    which are wanted (None for the others)."""
+    xhat, invstd, weight, axes = cache
+    lead = tuple(range(g.ndim - len(axes)))        # the axes the weight is shared over
+    dweight = (g * xhat).sum(axis=lead) if needs[1] else None
+    dbias = g.sum(axis=lead) if needs[2] else None
+    dx = None
+    if needs[0]:
+        dx = _normalize_backward(g if weight is None else g * weight, xhat, invstd, axes)
+    return dx, dweight, dbias
+
+
+def _needs(ctx):
+    """needs_input_grad padded to (x, scale, shift): the op may have been applied without them."""
+    return ctx.needs_input_grad + (False,) * (3 - len(ctx.needs_input_grad))
 
 
 class BatchNorm(Function):
@@ -89,87 +114,19 @@ class BatchNorm(Function):
 
     def forward(self, x, gamma=None, beta=None, running_mean=None, running_var=None,
                 training=True, momentum=0.1, eps=1e-5):
-        xp = self.xp
         if x.ndim not in (2, 3, 4):
             raise ValueError(f"batch_norm: expected input (N, C), (N, C, L) or (N, C, H, W), got {tuple(x.shape)}")
-        C = x.shape[1]
-        x2 = _channel_rows(xp, x)
-        M = x2.shape[1]
-        self.shape, self.training = x.shape, training
-        if training and M < 2:
+        if training and x.size // x.shape[1] < 2:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got input {tuple(x.shape)}")
         if not training and running_mean is None:
             raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
-        self.gamma = gamma.reshape(C, 1) if gamma is not None else None
-        beta = beta.reshape(C, 1) if beta is not None else None
-        y = xp.empty(x2.shape, x2.dtype)
-        stats = xp.empty((3, C, 1), dtype=x2.dtype)  # invstd, mean, variance
-        if training:
-            self.xs = xp.empty(x2.shape, x2.dtype)  # x - mean: xhat before its scale
-        else:
-            stats[0] = 1.0 / xp.sqrt(running_var.reshape(C, 1) + eps)
-            stats[1] = running_mean.reshape(C, 1)
-            self.xs = x2
-
-        def rows(r):
-            # y = a xs + b with a = gamma / sqrt(var + eps), one pass: in training xs = x - mean
-            # and b = beta, so xhat itself is never written; in evaluation the statistics are
-            # fixed, xs = x and b = beta - mean a (backward then needs x, not xhat).
-            if training:
-                _center_rows(xp, x2[r], eps, self.xs[r], stats[:, r])
-            a = stats[0, r] if gamma is None else stats[0, r] * self.gamma[r]
-            b = None if beta is None else beta[r]
-            if not training:
-                b = -stats[1, r] * a if b is None else b - stats[1, r] * a
-            xp.multiply(self.xs[r], a, out=y[r])
-            if b is not None:
-                y[r] += b
-        parallel.for_rows(rows, C, parallel.split_size(x2))
-        self.invstd, self.mean = stats[0], stats[1]
-        if training and running_mean is not None:
-            running_mean *= 1.0 - momentum
-            running_mean += momentum * stats[1, :, 0]
-            running_var *= 1.0 - momentum
-            running_var += (momentum * M / (M - 1)) * stats[2, :, 0]
-        return _from_channel_rows(xp, y, x.shape)
+        self.fast = isinstance(x, np.ndarray) and not reference_enabled()
+        y, self.cache = (fast.batch_norm_forward if self.fast else batch_norm_forward)(
+            x, gamma, beta, running_mean, running_var, training, momentum, eps)
+        return y
 
     def backward(self, g):
-        xp = self.xp
-        g2 = _channel_rows(xp, g)
-        C, M = g2.shape
-        need_x = self.needs_input_grad[0]
-        need_gamma = len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
-        need_beta = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
-        gx2 = xp.empty(g2.shape, g2.dtype) if need_x else None
-        ggamma = xp.empty(C, g2.dtype) if need_gamma else None
-        gbeta = xp.empty(C, g2.dtype) if need_beta else None
-
-        def rows(r):
-            # gamma is one number per row here, so the general formula factors as
-            #   dL/dx = k g - k sum(g) / M - xhat (k sum(g xhat) / M),   k = gamma / sqrt(var + eps),
-            # and sum(g) and sum(g xhat) are dL/dbeta and dL/dgamma: four passes over the rows
-            # fewer than forming dxhat = g gamma first (layer norm's per-column gamma cannot).
-            # sum(g xhat) = sum(g xs) / sqrt(var + eps) from the saved xs = x - mean (training);
-            # in evaluation xs = x, so the mean comes off as mean sum(g), and dL/dx = k g.
-            g, invstd = g2[r], self.invstd[r]
-            sum_g = _row_sums(xp, g)
-            if self.training or need_gamma:
-                sum_gx = xp.einsum("ij,ij->i", g, self.xs[r])[:, None]
-                if not self.training:
-                    sum_gx -= self.mean[r] * sum_g
-                sum_gx *= invstd
-            if need_gamma:
-                ggamma[r] = sum_gx[:, 0]
-            if need_beta:
-                gbeta[r] = sum_g[:, 0]
-            if need_x:
-                k = invstd if self.gamma is None else invstd * self.gamma[r]
-                xp.multiply(g, k, out=gx2[r])
-                if self.training:  # xhat (k sum(g xhat) / M) = xs (k invstd sum(g xhat) / M)
-                    gx2[r] -= self.xs[r] * (k * invstd * sum_gx * (1.0 / M))
-                    gx2[r] -= k * sum_g * (1.0 / M)
-        parallel.for_rows(rows, C, parallel.split_size(g2))
-        return (_from_channel_rows(xp, gx2, self.shape) if need_x else None), ggamma, gbeta
+        return (fast.batch_norm_backward if self.fast else batch_norm_backward)(g, self.cache, _needs(self))
 
 
 class LayerNorm(Function):
@@ -178,44 +135,10 @@ class LayerNorm(Function):
     training and evaluation)."""
 
     def forward(self, x, weight=None, bias=None, normalized_ndim=1, eps=1e-5):
-        xp = self.xp
-        D = 1
-        for n in x.shape[x.ndim - normalized_ndim:]:
-            D *= n
-        self.shape, self.param_shape = x.shape, x.shape[x.ndim - normalized_ndim:]
-        x2 = x.reshape(-1, D)
-        self.xhat, y = xp.empty(x2.shape, x2.dtype), xp.empty(x2.shape, x2.dtype)
-        stats = xp.empty((3, x2.shape[0], 1), dtype=x2.dtype)
-        self.weight = weight.reshape(1, D) if weight is not None else None
-        bias = bias.reshape(1, D) if bias is not None else None
-
-        def rows(r):  # the weight and bias are per feature (column): the same for every block
-            _center_rows(xp, x2[r], eps, self.xhat[r], stats[:, r])
-            self.xhat[r] *= stats[0, r]  # backward reads xhat several times: store it scaled
-            _affine(xp, y[r], self.xhat[r], self.weight, bias)
-        parallel.for_rows(rows, x2.shape[0], parallel.split_size(x2))
-        self.invstd = stats[0]
-        return y.reshape(x.shape)
+        self.fast = isinstance(x, np.ndarray) and not reference_enabled()
+        y, self.cache = (fast.layer_norm_forward if self.fast else layer_norm_forward)(
+            x, weight, bias, normalized_ndim, eps)
+        return y
 
     def backward(self, g):
-        xp = self.xp
-        g2 = g.reshape(self.xhat.shape)
-        need_x = self.needs_input_grad[0]
-        need_w = len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
-        need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
-        gx2 = xp.empty(g2.shape, g2.dtype) if need_x else None
-
-        def rows(r):  # returns this block's share of the column sums dL/dweight, dL/dbias
-            if need_x:
-                _affine(xp, gx2[r], g2[r], self.weight, None)
-                _normalize_rows_backward(xp, gx2[r], self.xhat[r], self.invstd[r])
-            # column sums: einsum without the product array, a vector-matrix product (2x faster)
-            gw = xp.einsum("ij,ij->j", g2[r], self.xhat[r]) if need_w else None
-            gb = xp.ones(g2[r].shape[0], dtype=g2.dtype) @ g2[r] if need_b else None
-            return gw, gb
-        parts = parallel.for_rows(rows, g2.shape[0], parallel.split_size(g2))
-        gw = sum(p[0] for p in parts) if need_w else None
-        gb = sum(p[1] for p in parts) if need_b else None
-        return ((gx2.reshape(self.shape) if need_x else None),
-                gw.reshape(self.param_shape) if need_w else None,
-                gb.reshape(self.param_shape) if need_b else None)
+        return (fast.layer_norm_backward if self.fast else layer_norm_backward)(g, self.cache, _needs(self))

@@ -2,20 +2,22 @@
 gradient element back to where its value came from."""
 import numpy as np
 
-from .. import parallel
+from ..kernels import reference_enabled, shape as fast
 from ..tensor import Function, Tensor
 
 
 class Reshape(Function):
     """y = a viewed with a new shape;  dL/da = g reshaped to a's shape. Where the memory
-    order allows no view (a transposed input), the copy is split over threads."""
+    order allows no view (a transposed input), NumPy arrays are copied by
+    ``kernels.shape.reshape``."""
 
     def forward(self, a, shape):
         self.shape = a.shape
-        return parallel.reshape(a, shape)
+        self.fast = isinstance(a, np.ndarray) and not reference_enabled()
+        return fast.reshape(a, shape) if self.fast else a.reshape(shape)
 
     def backward(self, g):
-        return parallel.reshape(g, self.shape)
+        return fast.reshape(g, self.shape) if self.fast else g.reshape(self.shape)
 
 
 class Permute(Function):
