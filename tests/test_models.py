@@ -10,6 +10,7 @@ import pytest
 
 import tinyvision as tv
 from tinyvision import models
+from tinyvision.errors import CheckpointError
 from tinyvision.models import BasicBlock, Block, DropPath, PadShortcut, PatchEmbed
 from tinyvision.models.resnet import _cifar_resnet
 
@@ -256,16 +257,16 @@ def test_load_errors_and_non_strict(tmp_path):
     path = tmp_path / "vit.safetensors"
     models.save_pretrained(fresh("vit_cifar_tiny", num_classes=1000), path)
     dst = fresh("vit_cifar_tiny", num_classes=10)
-    with pytest.raises(RuntimeError, match=r"head.weight: file has \(1000, 64\), model has \(10, 64\)"):
+    with pytest.raises(CheckpointError, match=r"head.weight: file has \(1000, 64\), model has \(10, 64\)"):
         models.load_pretrained(dst, path)
     result = models.load_pretrained(dst, path, strict=False)
     assert [k for k, _, _ in result.mismatched_keys] == ["head.weight", "head.bias"]
     src = safetensors.numpy.load_file(str(path))
     np.testing.assert_array_equal(dst.blocks[0].attn.qkv.weight.numpy(), src["blocks.0.attn.qkv.weight"])
     deeper = fresh("vit_cifar_tiny", depth=3, num_classes=1000)
-    with pytest.raises(RuntimeError, match="missing from the file .*blocks.2.norm1.weight"):
+    with pytest.raises(CheckpointError, match="missing from the file .*blocks.2.norm1.weight"):
         models.load_pretrained(deeper, path)
-    with pytest.raises(RuntimeError, match="unexpected in the file .*blocks.1.norm1.weight"):
+    with pytest.raises(CheckpointError, match="unexpected in the file .*blocks.1.norm1.weight"):
         models.load_pretrained(fresh("vit_cifar_tiny", depth=1, num_classes=1000), path)
 
 
@@ -280,7 +281,7 @@ def test_pos_embed_is_resampled_to_a_new_grid(tmp_path):
     # a constant grid stays constant under bilinear resampling
     grid = np.full((1, 1 + 64, 3), 2.0)
     np.testing.assert_allclose(models.resample_pos_embed(grid, (5, 7))[:, 1:], 2.0)
-    with pytest.raises(RuntimeError, match="pos_embed"):
+    with pytest.raises(CheckpointError, match="pos_embed"):
         models.load_pretrained(fresh("vit_cifar_tiny", img_size=48), path, interpolate_pos_embed=False)
 
 

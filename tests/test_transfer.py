@@ -11,6 +11,7 @@ import pytest
 
 import tinyvision as tv
 from tinyvision import models, optim, transfer
+from tinyvision.errors import InputError
 from tinyvision.transfer.trainer import scheduler_for_groups
 from tinyvision.train import TrainConfig
 
@@ -299,7 +300,7 @@ def test_cli_pretrain_then_finetune(tmp_path, capsys):
     with pytest.raises(ValueError, match="padding"):   # crops would leak border positions
         _run(["pretrain", "--method", "position", "--model", "vit_cifar_tiny", "--augment", "crop_flip",
               "--out", pre] + common)
-    with pytest.raises(SystemExit, match="--num-classes 3"):
+    with pytest.raises(InputError, match="--num-classes 3"):
         _run(["finetune", backbone, "--num-classes", "3", "--classes", "5-9", "--out", str(tmp_path / "x")] + common)
 
 

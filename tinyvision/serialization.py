@@ -20,13 +20,17 @@ is read with allow_pickle=False. Saving goes through ``fileio.atomic_open`` (a t
 fsynced, renamed over the target), so a crash or an error mid-write leaves the previous file
 intact and no partial file behind.
 """
+import errno
 import json
 import os
+import re
 import zipfile
+import zlib
 
 import numpy as np
 
 from . import backend
+from .errors import CheckpointError
 from .fileio import atomic_open
 from .tensor import Tensor
 
@@ -35,8 +39,7 @@ META = "__meta__.json"
 _TAGS = ("__array__", "__tuple__", "__dict__")
 
 
-class SerializationError(ValueError):
-    """The file is not a tinyvision checkpoint, or it is corrupt."""
+SerializationError = CheckpointError   # this module's earlier name for it
 
 
 # ---------------------------------------------------------------- encoding
@@ -95,51 +98,137 @@ def save(obj, path):
 
 
 # ---------------------------------------------------------------- decoding
-def _decode(node, npz, path):
+def file_kind(path):
+    """What ``path`` holds, judged by its first bytes (not its name): 'folder', 'empty',
+    'zip' (a tinyvision file, an .npz, a PyTorch zip), 'safetensors' (an 8-byte header length,
+    then a JSON header), 'pickle', 'npy', 'text' or 'unknown'. FileNotFoundError if absent."""
+    if os.path.isdir(path):
+        return "folder"
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head:
+        return "empty"
+    if head[:2] == b"PK":
+        return "zip"
+    if len(head) > 8 and head[8:10] in (b"{\"", b"{}") and 2 <= int.from_bytes(head[:8], "little") < 1 << 30:
+        return "safetensors"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickle"
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    try:
+        head.decode("utf-8")
+        return "text"
+    except UnicodeDecodeError:
+        return "unknown"
+
+
+def _folder_hint(path):
+    inside = sorted(f for f in os.listdir(path) if f.endswith(".tvz"))
+    return "; give one of its files: " + ", ".join(os.path.join(path, f) for f in inside) if inside else ""
+
+
+_NOT_TINYVISION = {
+    "safetensors": "is a .safetensors file of weights only (no model name, classes or training state), not a "
+                   "tinyvision .tvz file; to start from these weights: python -m tinyvision finetune {path} "
+                   "(--model NAME where the file does not name its model), or tv.models.load_pretrained(model, path)",
+    "pickle": "is a Python pickle (a PyTorch .pt/.pth?), not a tinyvision file; tinyvision never unpickles: save "
+              "the state dict as .safetensors and load it with tv.models.load_pretrained",
+    "npy": "is a single NumPy array (.npy), not a tinyvision file",
+    "text": "is a text file, not a tinyvision file (.tvz, written by tv.save)",
+    "unknown": "is not a tinyvision file (.tvz, written by tv.save): it is not a zip archive",
+}
+
+
+def _open(path):
+    """The zip archive at ``path``, or CheckpointError saying what the file is instead."""
+    kind = file_kind(path)
+    if kind == "folder":
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file{_folder_hint(path)}")
+    if kind == "empty":
+        raise CheckpointError(f"{path} is empty (0 bytes), not a checkpoint: a save or a copy that did not finish?")
+    if kind != "zip":
+        raise CheckpointError(f"{path} " + _NOT_TINYVISION[kind].format(path=path))
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        if "not a zip file" in str(exc):   # no end-of-archive record in its last 64 KiB
+            raise CheckpointError(f"{path} is truncated ({os.path.getsize(path)} bytes; the zip archive's end "
+                                  "record is missing): a save, copy or download that stopped early?") from None
+        raise
+
+
+def _not_tinyvision(zf, path):
+    """The error for an intact-looking archive without META: a damaged directory entry (its
+    name no longer matches the member's own header), a PyTorch zip, an .npz, or another zip."""
+    for info in zf.infolist():
+        zf.open(info).close()   # BadZipFile where the directory's name and the member's differ
+    with open(path, "rb") as f:
+        if META.encode() in f.read():
+            return CheckpointError(f"{path} is corrupted: the zip directory has lost its {META} entry")
+    names = zf.namelist()
+    if any(n.endswith("data.pkl") for n in names):
+        return CheckpointError(f"{path} " + _NOT_TINYVISION["pickle"].replace("a Python pickle", "a PyTorch zip"))
+    if names and all(n.endswith(".npy") for n in names):
+        return CheckpointError(f"{path} is an .npz of arrays (numpy.savez?), not a tinyvision file: "
+                               f"no {META} member")
+    return CheckpointError(f"{path} is a zip archive, not a tinyvision file: no {META} member")
+
+
+def _array(zf, name, path):
+    if name + ".npy" not in zf.NameToInfo:
+        raise CheckpointError(f"{path} is corrupted: the array member {name!r} is missing")
+    with zf.open(name + ".npy") as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def _decode(node, zf, path):
     if isinstance(node, list):
-        return [_decode(v, npz, path) for v in node]
+        return [_decode(v, zf, path) for v in node]
     if not isinstance(node, dict):
         return node
     if len(node) == 1:
         (tag, value), = node.items()
         if tag == "__array__":
-            if value not in npz.files:
-                raise SerializationError(f"{path}: corrupt file, the array member {value!r} is missing")
-            return npz[value]
+            return _array(zf, value, path)
         if tag == "__tuple__":
-            return tuple(_decode(v, npz, path) for v in value)
+            return tuple(_decode(v, zf, path) for v in value)
         if tag == "__dict__":
-            return {_decode(k, npz, path): _decode(v, npz, path) for k, v in value}
-    return {k: _decode(v, npz, path) for k, v in node.items()}
+            return {_decode(k, zf, path): _decode(v, zf, path) for k, v in value}
+    return {k: _decode(v, zf, path) for k, v in node.items()}
 
 
 def load(path):
     """Read a file written by ``save`` and return the saved structure (arrays as NumPy arrays).
 
-    Raises FileNotFoundError when ``path`` does not exist and SerializationError when it is
-    not a tinyvision file or is corrupt (truncated, bad checksums, inconsistent metadata).
+    Raises FileNotFoundError when ``path`` does not exist, and CheckpointError (one line that
+    names the file) when it is not a tinyvision file (a folder, an empty file, a
+    ``.safetensors``, a pickle, a plain ``.npz``, text) or is damaged (truncated: the zip's end
+    record is missing; corrupted: a member fails its CRC-32 check or the metadata is broken).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such checkpoint file: {path}")
-    if not zipfile.is_zipfile(path):
-        raise SerializationError(f"{path}: not a tinyvision file (not a zip/npz archive), or a truncated one")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if META not in npz.files:
-                raise SerializationError(f"{path}: not a tinyvision file (no {META} member; "
-                                         "an .npz written by numpy.savez?)")
+        with _open(path) as zf:
+            if META not in zf.NameToInfo:
+                raise _not_tinyvision(zf, path)
             try:
-                meta = json.loads(npz[META].decode("utf-8"))
+                meta = json.loads(zf.read(META).decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise SerializationError(f"{path}: corrupt file, unreadable {META} ({exc})") from None
+                raise CheckpointError(f"{path} is corrupted: unreadable {META} ({exc})") from None
             if not isinstance(meta, dict) or meta.get("format") != FORMAT or "tree" not in meta:
-                raise SerializationError(f"{path}: not a tinyvision file ({META} does not describe one)")
+                raise CheckpointError(f"{path} is not a tinyvision file ({META} does not describe one)")
             if meta.get("version") != VERSION:
-                raise SerializationError(f"{path}: format version {meta.get('version')} is not supported "
-                                         f"(this tinyvision reads version {VERSION})")
-            return _decode(meta["tree"], npz, path)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        if isinstance(exc, (SerializationError, FileNotFoundError)):
+                raise CheckpointError(f"{path}: format version {meta.get('version')} is not supported "
+                                      f"(this tinyvision reads version {VERSION})")
+            return _decode(meta["tree"], zf, path)
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno != errno.EINVAL:   # a seek past the start: a broken offset
             raise
-        raise SerializationError(f"{path}: corrupt file ({type(exc).__name__}: {exc})") from None
+        crc = re.fullmatch(r"Bad CRC-32 for file '(.*)'", str(exc))
+        what = f"its member {crc.group(1)!r} fails its CRC-32 check (the bytes changed after it was written)" \
+            if crc else f"{type(exc).__name__}: {exc}"
+        raise CheckpointError(f"{path} is corrupted: {what}") from None

@@ -84,51 +84,109 @@ def fit_pos_embed(state, model):
     return state
 
 
-def load_pretrained(model, path, strict=True, map_names=None, interpolate_pos_embed=True):
+def _names(keys, limit=16):
+    return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def _model_name(model):
+    return getattr(model, "default_cfg", {}).get("architecture") or type(model).__name__
+
+
+def load_state(model, state, source, strict=True, replaced=(), holds=None):
+    """Copy the arrays of ``state`` (name -> array) that fit ``model`` into it (in place),
+    after comparing every name and shape, and return LoadResult(missing_keys,
+    unexpected_keys, mismatched_keys); mismatched entries are (name, shape in file, shape in
+    model). ``num_batches_tracked`` counters absent from older files are not counted missing.
+
+    ``source`` names the file in messages, ``holds`` the model the file says it holds.
+    ``replaced``: module prefixes of a part the caller replaces (a classifier for new
+    classes, or none in a backbone): their names may be missing, mismatched or unexpected.
+    Any other difference raises CheckpointError, one line naming the names (the first 16
+    of each kind) and both models, unless strict=False, which loads what fits and returns the
+    rest: a silently random layer would otherwise pass for a pretrained one. Nothing is
+    loaded when it raises; a file that shares no weight with the model always raises.
+    """
+    from ..errors import CheckpointError
+
+    def outside(keys):   # the names that must match: those not under a replaced prefix
+        return [k for k in keys if not any(k == p or k.startswith(p + ".") for p in replaced)]
+    own = {name: tuple(t.shape) for name, t in model._state_tensors().items()}
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [(k, tuple(state[k].shape), own[k]) for k in own if k in state and tuple(state[k].shape) != own[k]]
+    shapes = [f"{k}: file has {f}, model has {m}" for k, f, m in mismatched if outside([k])]
+    problems = "; ".join(f"{what} ({len(keys)}): {_names(keys)}" for what, keys in (
+        ("shape mismatch", shapes), ("missing from the file", outside(missing)),
+        ("unexpected in the file", outside(unexpected))) if keys)
+    wants, other = _model_name(model), holds is not None and holds != _model_name(model)
+    fits = [k for k in outside(own) if k in state and tuple(state[k].shape) == own[k]
+            and not k.endswith("num_batches_tracked")]
+    if not fits and outside(own):
+        what = f"holds a {holds}, not a {wants} (it shares no weights with one)" if other \
+            else f"shares no weights with a {wants}; is it a file of another model?"
+        raise CheckpointError(f"{source} {what}: {problems}")
+    if strict and problems:
+        what = f"holds a {holds}, not a {wants}" if other else f"does not fit a {wants}"
+        raise CheckpointError(f"{source} {what}: {problems} (strict=False, or --allow-missing on the command "
+                              "line, loads what fits and leaves the rest at random initial values)")
+    bad = {k for k, _, _ in mismatched}
+    model.load_state_dict({k: v for k, v in state.items() if k in own and k not in bad}, strict=False)
+    return LoadResult(missing, unexpected, mismatched)
+
+
+def read_safetensors(path):
+    """The arrays of a ``.safetensors`` file as a dict of NumPy arrays; CheckpointError (one
+    line naming the file) for a folder, a ``.tvz`` or anything else that is not one."""
+    from ..errors import CheckpointError
+    from ..serialization import file_kind
+    path = os.fspath(path)
+    reader = _safetensors_numpy()
+    kind = file_kind(path)
+    if kind == "zip":
+        raise CheckpointError(f"{path} is a zip archive (a tinyvision .tvz checkpoint?), not a .safetensors file; "
+                              "read it with tv.load, or give it to finetune as it is")
+    if kind != "safetensors":
+        what = {"folder": "a folder", "empty": "empty (0 bytes)"}.get(kind, f"not a .safetensors file ({kind})")
+        raise CheckpointError(f"{path} is {what}; expected a .safetensors file of weights")
+    try:
+        return reader.load_file(path)
+    except Exception as exc:   # safetensors raises its own SafetensorError (or OSError) for a damaged file
+        raise CheckpointError(f"{path} is a damaged .safetensors file (truncated or corrupted: {exc})") from None
+
+
+def safetensors_metadata(path):
+    """The string -> string metadata of a ``.safetensors`` file's header ({} where it has none)."""
+    from safetensors import safe_open
+    with safe_open(os.fspath(path), framework="np") as f:
+        return f.metadata() or {}
+
+
+def load_pretrained(model, path, strict=True, map_names=None, interpolate_pos_embed=True, replaced=()):
     """Load a ``.safetensors`` file of weights into ``model`` (in place).
 
     Args:
         model: the Module to fill; its arrays keep their device and dtype.
         path: the ``.safetensors`` file.
         strict: if True (default), every name the model expects must be in the file with the
-            right shape and the file may hold nothing else; otherwise a RuntimeError lists the
-            missing, unexpected and mismatched names (with both shapes) and nothing is loaded.
-            If False, what matches is loaded and the rest is returned, e.g. to fine-tune from
-            a 1000-class checkpoint into a model whose head has 10 outputs.
+            right shape and the file may hold nothing else; otherwise a CheckpointError
+            names the missing, unexpected and mismatched names (with both shapes) and
+            nothing is loaded. If False, what matches is loaded and the rest is returned.
         map_names: rename the file's names first: a dict old -> new or a function. None
             detects torchvision ViT names and maps them to timm's.
         interpolate_pos_embed: a ViT ``pos_embed`` for another patch grid (another image or
             patch size) is resampled bilinearly to the model's grid instead of mismatching.
+        replaced: module prefixes the caller replaces, e.g. ('fc',) to fine-tune a
+            1000-class checkpoint into a 10-class model: their names may differ (``load_state``).
 
     Returns:
         LoadResult(missing_keys, unexpected_keys, mismatched_keys); mismatched entries are
         (name, shape in file, shape in model).
-
-    ``num_batches_tracked`` counters absent from older checkpoints are not counted missing
-    (they only matter for batch norm with momentum=None).
     """
-    state = _rename(_safetensors_numpy().load_file(os.fspath(path)), map_names)
-    own = {name: t.shape for name, t in model._state_tensors().items()}
-
+    state = _rename(read_safetensors(path), map_names)
     if interpolate_pos_embed:
         fit_pos_embed(state, model)
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [(k, tuple(state[k].shape), own[k]) for k in own
-                  if k in state and tuple(state[k].shape) != own[k]]
-    if strict and (missing or unexpected or mismatched):
-        lines = [f"cannot load {os.fspath(path)} into {type(model).__name__} (strict=True):"]
-        if missing:
-            lines.append(f"  missing from the file ({len(missing)}): " + ", ".join(missing))
-        if unexpected:
-            lines.append(f"  unexpected in the file ({len(unexpected)}): " + ", ".join(unexpected))
-        for k, file_shape, model_shape in mismatched:
-            lines.append(f"  shape mismatch for {k}: file has {file_shape}, model has {model_shape}")
-        lines.append("  (strict=False loads what matches; map_names renames the file's names)")
-        raise RuntimeError("\n".join(lines))
-    bad = {k for k, _, _ in mismatched}
-    model.load_state_dict({k: v for k, v in state.items() if k in own and k not in bad}, strict=False)
-    return LoadResult(missing, unexpected, mismatched)
+    return load_state(model, state, os.fspath(path), strict, replaced,
+                      holds=safetensors_metadata(path).get("architecture"))
 
 
 def save_pretrained(model, path, metadata=None):

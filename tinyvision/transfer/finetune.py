@@ -26,28 +26,29 @@ import json
 import os
 
 from .. import backend, data, models, nn, optim
-from ..models.pretrained import LoadResult, fit_pos_embed
-from ..serialization import load
+from ..errors import CheckpointError
+from ..models.pretrained import fit_pos_embed, load_state, read_safetensors, safetensors_metadata
+from ..serialization import file_kind, load
 from .splits import ClassSplit, label_fraction_indices
 from .trainer import AdaptedTrainer
 
 MODES = ("full", "linear", "partial")
 
 
-def _safetensors_metadata(path):
-    from safetensors import safe_open
-    with safe_open(path, framework="np") as f:
-        return f.metadata() or {}
-
-
 def source_architecture(path):
     """(model name, builder kwargs) recorded in a weights file, or (None, {}) where it has
     none: a training or pretext ``.tvz`` keeps its config; a ``.safetensors`` written by
-    ``tinyvision pretrain`` keeps ``architecture`` and ``model_kwargs`` in its header."""
-    if str(path).endswith(".safetensors"):
-        meta = _safetensors_metadata(path)
+    ``tinyvision pretrain`` keeps ``architecture`` and ``model_kwargs`` in its header. The
+    file's kind is read from its bytes, not its name; CheckpointError for anything else."""
+    if file_kind(path) == "safetensors":
+        read_safetensors(path)   # a damaged file: one line that says so
+        meta = safetensors_metadata(path)
         return meta.get("architecture"), json.loads(meta.get("model_kwargs", "{}"))
-    config = load(path).get("config", {})
+    state = load(path)
+    config = state.get("config", {}) if isinstance(state, dict) else {}
+    if "task" in config:
+        raise CheckpointError(f"{path} is a checkpoint of a {config['task']} model, not of a classifier; "
+                              "fine-tune from a classification checkpoint or .safetensors weights")
     return config.get("model"), dict(config.get("model_kwargs", {}))
 
 
@@ -61,31 +62,23 @@ def _state_from_checkpoint(path):
     return weights
 
 
-def load_weights(model, path):
-    """Load what fits of a ``.tvz`` or ``.safetensors`` file into ``model`` (strict=False).
+def load_weights(model, path, strict=True):
+    """Load a ``.tvz`` or ``.safetensors`` file into ``model``, all but its classifier, which
+    the caller replaces (a fine-tuned model's new head, or none in a backbone): its names may
+    be missing, of other shapes or left over in the file. Every other name must match, or
+    CheckpointError names each difference (``models.pretrained.load_state``); strict=False
+    loads what fits instead. A ViT's position table is resampled to the model's grid.
 
-    Returns ``LoadResult(missing_keys, unexpected_keys, mismatched_keys)``. A file that shares
-    no weight with the model (another architecture) is an error, not a silent random start."""
+    Returns ``LoadResult(missing_keys, unexpected_keys, mismatched_keys)``."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no weights file at {path!r}")
-    if path.endswith(".safetensors"):
-        result = models.load_pretrained(model, path, strict=False)
-    else:
-        state = fit_pos_embed(dict(_state_from_checkpoint(path)), model)
-        own = {k: t.shape for k, t in model._state_tensors().items()}
-        missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-        unexpected = [k for k in state if k not in own]
-        mismatched = [(k, tuple(state[k].shape), own[k]) for k in own if k in state and tuple(state[k].shape) != own[k]]
-        bad = {k for k, _, _ in mismatched}
-        model.load_state_dict({k: v for k, v in state.items() if k in own and k not in bad}, strict=False)
-        result = LoadResult(missing, unexpected, mismatched)
-    own = model._state_tensors()
-    absent = set(result.missing_keys) | {k for k, _, _ in result.mismatched_keys}
-    if not any(k not in absent and not k.endswith("num_batches_tracked") for k in own):
-        raise ValueError(f"{path} shares no weights with {type(model).__name__}; is it a checkpoint of "
-                         "another architecture? (pass the right --model)")
-    return result
+    holds, _ = source_architecture(path)
+    head = classifier_prefixes(model)
+    if file_kind(path) == "safetensors":
+        return models.load_pretrained(model, path, strict=strict, replaced=head)
+    state = fit_pos_embed(dict(_state_from_checkpoint(path)), model)
+    return load_state(model, state, path, strict, replaced=head, holds=holds)
 
 
 def classifier_prefixes(model):
@@ -127,10 +120,12 @@ def frozen_norms(model):
             and not any(p.requires_grad for p in m.parameters())]
 
 
-def build_finetune_model(source, num_classes, mode="full", model=None, freeze_stages=None, **model_kwargs):
+def build_finetune_model(source, num_classes, mode="full", model=None, freeze_stages=None, strict=True,
+                         **model_kwargs):
     """A model for fine-tuning: architecture from ``source`` (or ``model``, which a plain
-    ``.safetensors`` needs), weights loaded with strict=False, a fresh ``num_classes`` head,
-    parameters frozen as ``mode`` says.
+    ``.safetensors`` needs), weights loaded by ``load_weights`` (strict=False: also when
+    names other than the classifier's are missing or of other shapes), a fresh
+    ``num_classes`` head, parameters frozen as ``mode`` says.
 
     ``model_kwargs`` go to the builder (e.g. ``img_size=224``; a ViT's position embeddings
     are resampled from a ``.safetensors`` file of another grid).
@@ -143,7 +138,7 @@ def build_finetune_model(source, num_classes, mode="full", model=None, freeze_st
                          "(--model vit_tiny_patch16_224, say)")
     kwargs = dict(recorded_kwargs if name == recorded else {}, **model_kwargs)
     net = models.create(name, num_classes=num_classes, **kwargs)
-    result = load_weights(net, source)
+    result = load_weights(net, source, strict)
     net.reset_classifier(num_classes)
     keep = trainable_prefixes(net, mode, freeze_stages)
     trainable = [n for n, _ in net.named_parameters()] if keep is None else models.freeze(net, except_=keep)
@@ -182,7 +177,9 @@ class FinetuneOptions:
     classes: original class ids to keep, relabelled 0..k-1 in this order (None: all).
     label_fraction: stratified fraction of the training labels (None: all, or cfg.subset per
     class). model: architecture, for a ``.safetensors`` that does not record it.
-    img_size: input size for builders that take one (resize CIFAR up, e.g. 224)."""
+    img_size: input size for builders that take one (resize CIFAR up, e.g. 224).
+    strict: False loads a file whose names (other than the classifier's) differ from the
+    model's, leaving those weights at their initial values (``--allow-missing``)."""
     source: str
     mode: str = "full"
     backbone_lr_scale: float = 0.1
@@ -191,6 +188,7 @@ class FinetuneOptions:
     label_fraction: float = None
     model: str = None
     img_size: int = None
+    strict: bool = True
 
 
 def finetune_datasets(root, classes=None, subset=None, label_fraction=None, test_subset=None, seed=0):
@@ -219,12 +217,14 @@ class FinetuneTrainer(AdaptedTrainer):
     folder as ``tinyvision train``, plus ``finetune.json`` (the options and what loaded)."""
 
     def __init__(self, cfg, options, progress=True):
-        train_set, test_set = finetune_datasets(cfg.data, options.classes, cfg.subset, options.label_fraction,
-                                                cfg.test_subset, cfg.seed)
         kwargs = {"img_size": options.img_size} if options.img_size else {}
         backend.manual_seed(cfg.seed)   # the new head's initialisation is part of the run
-        model, self.info = build_finetune_model(options.source, len(train_set.classes), options.mode,
-                                                options.model, options.freeze_stages, **kwargs)
+        # the weights before the data: a file that does not fit fails before CIFAR-10 is decoded
+        model, self.info = build_finetune_model(options.source, len(options.classes or data.CIFAR10.classes),
+                                                options.mode, options.model, options.freeze_stages, options.strict,
+                                                **kwargs)
+        train_set, test_set = finetune_datasets(cfg.data, options.classes, cfg.subset, options.label_fraction,
+                                                cfg.test_subset, cfg.seed)
         cfg = dataclasses.replace(cfg, model=self.info["architecture"],
                                   model_kwargs=dict(cfg.model_kwargs, **self.info["model_kwargs"]))
         recipe = cfg.resolved()

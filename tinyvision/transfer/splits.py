@@ -13,22 +13,25 @@ import numpy as np
 
 def parse_classes(spec, num_classes=10):
     """Class ids from a command-line spec: '5-9' (a range, inclusive), '0,2,4', or a mix
-    ('0-2,7'). Returns a list of ints in the order written; duplicates and ids outside
-    0..num_classes-1 raise ValueError."""
+    ('0-2,7'). Returns a list of ints in the order written; ValueError naming what is wrong
+    for a malformed part, a reversed range, ids outside 0..num_classes-1, or a repeated id."""
     ids = []
     for part in str(spec).split(","):
-        part = part.strip()
-        try:
-            if "-" in part:
-                lo, hi = (int(v) for v in part.split("-"))
-                ids.extend(range(lo, hi + 1))
-            else:
-                ids.append(int(part))
-        except ValueError:
-            raise ValueError(f"cannot read the class list {spec!r}: write ranges and ids like '5-9' or '0,2,4'") from None
-    bad = [c for c in ids if not 0 <= c < num_classes]
-    if bad or not ids or len(set(ids)) != len(ids):
-        raise ValueError(f"class list {spec!r} must name distinct ids in 0..{num_classes - 1}")
+        bounds = part.strip().split("-")
+        if len(bounds) > 2 or not all(b.strip().isdigit() for b in bounds):
+            raise ValueError(f"cannot read {part.strip()!r} of the class list {spec!r}: write ids and ranges "
+                             f"like '5-9' or '0,2,4'")
+        lo, hi = int(bounds[0]), int(bounds[-1])
+        if hi < lo:
+            raise ValueError(f"the range {part.strip()!r} of the class list {spec!r} is reversed; write {hi}-{lo}")
+        ids.extend(range(lo, hi + 1))
+    outside = [c for c in ids if c >= num_classes]
+    if outside:
+        raise ValueError(f"the class list {spec!r} names {', '.join(map(str, outside))}: class ids are "
+                         f"0..{num_classes - 1}")
+    repeated = sorted({c for c in ids if ids.count(c) > 1})
+    if repeated:
+        raise ValueError(f"the class list {spec!r} names {', '.join(map(str, repeated))} more than once")
     return ids
 
 
