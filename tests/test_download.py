@@ -134,7 +134,8 @@ def test_cli_train_downloads_cifar10_on_a_fresh_machine(site, tmp_path):
     _, url, md5 = site
     result = run_cli("train", *TINY, cwd=tmp_path, env={"TINYVISION_CIFAR10_URL": url, "TINYVISION_CIFAR10_MD5": md5})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert data.md5sum(str(tmp_path / CACHED)) == md5
+    assert data.md5sum(str(tmp_path / CACHED)) == md5 and "epoch 1:" in result.stdout
+    assert list(tmp_path.glob("runs/*/best.tvz"))
 
 
 def test_cli_offline_says_why_in_one_line(tmp_path):
