@@ -1,5 +1,10 @@
 """The ``tinyvision`` command: python -m tinyvision {train,eval,predict,plot,finetune,pretrain,detect,segment,models} ...
-(--help on each)."""
+(--help on each).
+
+Every subcommand runs through ``main``, which checks the arguments before any work starts and
+turns every failure into one line on stderr and an exit status (``EXIT_STATUS``); ``--debug``
+(or TINYVISION_DEBUG=1) shows the traceback instead.
+"""
 import argparse
 import dataclasses
 import os
@@ -7,18 +12,40 @@ import sys
 
 import numpy as np
 
-from .train import TrainConfig
+from . import backend
+from .errors import InputError
+from .train import RECIPES, TrainConfig
+
+EXIT_STATUS = """exit status:
+  0    done
+  1    a failure while working: a file that could not be read or written (disk full, ...),
+       a failed download, out of memory, a diverged run (NaN loss), or an internal error
+  2    a usage or input mistake: a bad flag, a missing or unusable input file or folder
+  130  interrupted (Ctrl-C)
+One line on stderr says what went wrong; --debug (or TINYVISION_DEBUG=1) shows the traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with a one-line usage error (status 2), like every other failure;
+    subcommands' parsers are of the same class (add_subparsers takes the parent's)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _add_train_args(p):
-    defaults = TrainConfig()
-    p.add_argument("--model", default=defaults.model, help="model name (see `python -m tinyvision models`)")
-    p.add_argument("--data", default=defaults.data,
-                   help="CIFAR-10: the official cifar-10-python.tar.gz, its extracted folder, or the "
-                        "JPEG copy (folder or .tar.gz with train/<class>/ and test/<class>/)")
-    p.add_argument("--out", default=None, help="run folder (default runs/MODEL)")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--recipe", choices=["resnet_sgd", "vit_adamw"], help="default: the model's own")
+    p.add_argument("--model", help="model name (see `python -m tinyvision models`; default: the recipe's, "
+                                   "else resnet20)")
+    p.add_argument("--data", help="CIFAR-10: the official cifar-10-python.tar.gz, its extracted folder, or the "
+                                  "JPEG copy (folder or .tar.gz with train/<class>/ and test/<class>/); default: "
+                                  "a copy in datasets/cache/, else the official archive downloaded there")
+    p.add_argument("--no-download", action="store_true",
+                   help="without --data, stop instead of downloading CIFAR-10 when datasets/cache/ has no copy")
+    p.add_argument("--out", help="run folder (default: a fresh runs/MODEL, runs/MODEL-2, ...)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in --out (its checkpoints and metrics) instead of refusing")
+    p.add_argument("--epochs", type=_count, help="default: the recipe's")
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="default: the model's own")
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
     p.add_argument("--lr", type=float)
     p.add_argument("--momentum", type=float)
@@ -39,16 +66,26 @@ def _add_train_args(p):
     p.add_argument("--tta-shift", type=int, metavar="PX",
                    help="also average over the image moved PX pixels up, down, left and right")
     p.add_argument("--eval-every", type=int, metavar="K",
-                   help=f"test every K epochs and after the last (default {defaults.eval_every}): "
-                        "saves the test pass's time")
+                   help="test every K epochs and after the last (default: the recipe's): saves the test pass's time")
     p.add_argument("--progressive", type=_progressive, metavar="SIZE:EPOCH[,SIZE:EPOCH...]",
                    help="progressive resizing: train on SIZE x SIZE random crops through epoch EPOCH, "
                         "then the next phase, then whole images (e.g. 24:18: 24-pixel crops for epochs 1-18)")
     p.add_argument("--bn-recalibration", type=int, metavar="N",
                    help="with --progressive: before testing a crop epoch, re-estimate batch norm's "
-                        f"statistics on N whole training images (default {defaults.bn_recalibration}; 0: off)")
+                        f"statistics on N whole training images (default {TrainConfig().bn_recalibration}; 0: off)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+
+def _count(text):
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def _progressive(text):
@@ -63,26 +100,72 @@ def _progressive(text):
                                      f"got {text!r}")
 
 
-def cmd_train(args):
-    if args.tf32:  # CuPy reads it when it first loads, so before anything touches the GPU
-        os.environ["CUPY_TF32"] = "1"
-    from .train import Trainer
-    try:  # a bad option or a missing data file: one line that says what is wrong, no traceback
-        if args.resume:
-            trainer = Trainer.resume(args.resume, progress=not args.no_progress,
-                                     **({"epochs": args.epochs} if args.epochs != TrainConfig().epochs else {}))
-        else:
-            fields = {f.name for f in dataclasses.fields(TrainConfig)}
-            values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-            values["out"] = args.out or os.path.join("runs", args.model)
-            trainer = Trainer(TrainConfig(**values), progress=not args.no_progress)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"python -m tinyvision train: error: {err}", file=sys.stderr)
-        return 2
+def _device(name):
+    """``--device`` as ``backend.check_device`` normalises it ('gpu' -> 'cuda'), or an InputError
+    that names the flag and, for a GPU this machine cannot use, how to get one."""
     try:
-        trainer.fit()
-    except KeyboardInterrupt:
-        return 130
+        return backend.check_device(name)
+    except ValueError:
+        raise InputError(f"--device: expected cpu or cuda, got {name!r}") from None
+    except RuntimeError:  # no CuPy, no GPU or no driver
+        raise InputError('--device cuda: CuPy and an NVIDIA GPU are not available here; install CuPy with '
+                         'pip install -e ".[gpu]" in the tinyvision folder, on a machine with a CUDA driver, '
+                         'or use --device cpu') from None
+
+
+def _output_folder(path, flag):
+    """``path`` as a folder this process can write into, checked before any work, so that a long
+    evaluation never ends in an unwritable folder. A missing folder is made if its parent exists
+    (as mkdir does: a mistyped path is not made)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"{flag} {path}: is a file, expected a folder")
+    if not os.path.isdir(parent):
+        raise InputError(f"{flag} {path}: its parent {parent} is not an existing folder")
+    try:
+        if not os.path.isdir(path):
+            os.mkdir(path)
+    except OSError as err:
+        raise InputError(f"{flag} {path}: cannot make the folder ({err.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {path}: the folder is not writable")
+    return path
+
+
+def _read_image(path):
+    """The RGB pixels (H, W, 3) uint8 of an image file, or an InputError naming it: missing,
+    not an image, truncated, or a decompression bomb (more pixels than PIL's limit)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except OSError as err:  # missing, a folder, unreadable, not an image (UnidentifiedImageError), truncated
+        raise InputError(f"image {path}: {err.strerror or err}") from None
+    except (ValueError, EOFError, SyntaxError, Image.DecompressionBombError) as err:
+        raise InputError(f"image {path}: {err}") from None
+
+
+def _data(path, no_download, progress=True):
+    """The CIFAR-10 source of --data, else a cached copy, else a download (data.resolve_cifar10)."""
+    from .data import resolve_cifar10
+    return resolve_cifar10(path, download=not no_download, progress=progress)
+
+
+def cmd_train(args):
+    from .train import Trainer
+    progress = not args.no_progress
+    if args.resume:
+        overrides = {"epochs": args.epochs} if args.epochs is not None else {}
+        if args.data is not None:
+            overrides["data"] = _data(args.data, True)
+        trainer = Trainer.resume(args.resume, progress=progress, **overrides)
+    else:
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+        cfg.resolved()  # every option checked before the data is looked for (and perhaps downloaded)
+        cfg.data = _data(args.data, args.no_download, progress)
+        trainer = Trainer(cfg, progress=progress, overwrite=args.overwrite)
+    trainer.fit()
     print(trainer.summary())
     return 0
 
@@ -92,7 +175,12 @@ def cmd_eval(args):
     from .fileio import write_json
     from .train import build_transform, load_checkpoint_model, predict_logits
     model, cfg, classes = load_checkpoint_model(args.checkpoint, args.device)
-    test_set = data.CIFAR10(args.data or cfg.data, train=False)
+    # the shift is checked as a training run's is, against this checkpoint's model
+    TrainConfig(model=cfg.model, model_kwargs=cfg.model_kwargs, tta_shift=args.tta_shift).resolved()
+    out_dir = _output_folder(args.out or os.path.dirname(os.path.abspath(args.checkpoint)),
+                             "--out" if args.out else "the checkpoint's folder (choose another with --out)")
+    recorded = cfg.data if args.data is None and cfg.data and os.path.exists(cfg.data) else None
+    test_set = data.CIFAR10(_data(args.data or recorded, args.no_download), train=False)
     loader = data.DataLoader(test_set, batch_size=500, device=args.device,
                              transform=build_transform("none", model.default_cfg["mean"], model.default_cfg["std"]))
     logits, targets = predict_logits(model, loader, tta_flip=args.tta_flip, tta_shift=args.tta_shift)
@@ -109,7 +197,6 @@ def cmd_eval(args):
     print(f"{'class':>12} {'precision':>9} {'recall':>7} {'F1':>6}")
     for c, m in report["per_class"].items():
         print(f"{c:>12} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f}")
-    out_dir = args.out or os.path.dirname(os.path.abspath(args.checkpoint))
     png = os.path.join(out_dir, "confusion_matrix.png")
     metrics.plot_confusion_matrix(cm, classes, path=png)
     write_json(os.path.join(out_dir, "eval.json"), report)
@@ -121,19 +208,13 @@ def cmd_predict(args):
     from PIL import Image
     from . import ops
     from .data import Normalize, ToTensor
-    from .tensor import no_grad
+    from .tensor import Tensor, no_grad
     from .train import load_checkpoint_model
+    pixels = [_read_image(path) for path in args.images]  # every image checked before the model loads
     model, cfg, classes = load_checkpoint_model(args.checkpoint, args.device)
-    size = model.default_cfg["input_size"][1:]
-    images = []
-    for path in args.images:
-        try:
-            img = Image.open(path).convert("RGB")
-        except (OSError, ValueError) as exc:
-            raise SystemExit(f"cannot read image {path!r}: {exc}")
-        images.append(np.asarray(img.resize(size[::-1], Image.BILINEAR), dtype=np.uint8))
-    batch = Normalize(model.default_cfg["mean"], model.default_cfg["std"])(ToTensor()(np.stack(images)))
-    from .tensor import Tensor
+    height, width = model.default_cfg["input_size"][1:]
+    images = np.stack([np.asarray(Image.fromarray(p).resize((width, height), Image.BILINEAR)) for p in pixels])
+    batch = Normalize(model.default_cfg["mean"], model.default_cfg["std"])(ToTensor()(images))
     with no_grad():
         probs = ops.softmax(model(Tensor(batch, device=args.device)), axis=1).numpy()
     k = min(5, len(classes))
@@ -160,7 +241,8 @@ def cmd_models(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m tinyvision",
+    parser = _Parser(prog="python -m tinyvision", epilog=EXIT_STATUS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Train, evaluate and use ResNet and ViT models on CIFAR-10.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a model on CIFAR-10",
@@ -169,7 +251,8 @@ def build_parser():
     p.set_defaults(fn=cmd_train)
     p = sub.add_parser("eval", help="accuracy, per-class precision/recall/F1 and a confusion matrix")
     p.add_argument("checkpoint")
-    p.add_argument("--data", help="CIFAR-10 location (default: the one the run trained on)")
+    p.add_argument("--data", help="CIFAR-10 location (default: the one the run trained on, else as for train)")
+    p.add_argument("--no-download", action="store_true", help="as for train")
     p.add_argument("--device", default="cpu")
     p.add_argument("--tta-flip", action="store_true", help="average over each image and its mirror")
     p.add_argument("--tta-shift", type=int, default=0, metavar="PX",
@@ -193,9 +276,59 @@ def build_parser():
     p = sub.add_parser("models", help="list the registered models")
     p.add_argument("pattern", nargs="?")
     p.set_defaults(fn=cmd_models)
+    _add_debug_flag(parser, default=False)
     return parser
+
+
+def _add_debug_flag(parser, default):
+    """--debug on ``parser`` and, so that it may also follow the subcommand, on every
+    subcommand's parser (there without a default, so that it never unsets the top-level flag)."""
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show the Python traceback of a failure (also TINYVISION_DEBUG=1)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                _add_debug_flag(subparser, default=argparse.SUPPRESS)
+
+
+def describe_failure(err):
+    """(exit status, one line) for an exception that ended a command (see EXIT_STATUS)."""
+    if isinstance(err, KeyboardInterrupt):
+        return 130, "interrupted"
+    if isinstance(err, OSError) and err.strerror:  # the system's reason, and the file where it has one
+        names = [str(n) for n in (err.filename, err.filename2) if n is not None]
+        text = ": ".join([" -> ".join(names), err.strerror] if names else [err.strerror])
+    elif isinstance(err, MemoryError):
+        text = f"out of memory{f' ({err})' if str(err) else ''}; try a smaller --batch-size"
+    else:
+        text = str(err) or type(err).__name__
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    if isinstance(err, (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
+        return 2, f"error: {text}"
+    if isinstance(err, (OSError, MemoryError, FloatingPointError)):
+        return 1, f"error: {text}"
+    return 1, f"internal error ({type(err).__name__}: {text}); rerun with --debug for the traceback"
+
+
+def run(args, debug=False):
+    """Run the parsed command ``args`` and return its exit status; a failure prints one line on
+    stderr (``describe_failure``) unless ``debug``, which re-raises it."""
+    prog = " ".join(["python -m tinyvision", args.command, getattr(args, "action", None) or ""]).strip()
+    try:
+        if getattr(args, "tf32", False):  # CuPy reads it when it first loads, so before the device check
+            os.environ["CUPY_TF32"] = "1"
+        if getattr(args, "device", None) is not None:
+            args.device = _device(args.device)
+        return args.fn(args)
+    except (KeyboardInterrupt, Exception) as err:
+        if debug:
+            raise
+        status, line = describe_failure(err)
+        print(f"{prog}: {line}", file=sys.stderr, flush=True)
+        return status
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    sys.exit(args.fn(args))
+    debug = args.debug or os.environ.get("TINYVISION_DEBUG", "") not in ("", "0")
+    sys.exit(run(args, debug))
