@@ -1,6 +1,5 @@
 """Data: CIFAR-10 readers (official formats and JPEG copies), cache, safety, download,
 DataLoader, transforms and samplers."""
-import http.server
 import hashlib
 import os
 import pickle
@@ -11,6 +10,7 @@ import pytest
 
 import tinyvision as tv
 from cifar_fixture import CLASSES, tar_folder, write_cifar_batches, write_jpeg_copy
+from loopback import serve
 from tinyvision import data
 from tinyvision.data import cifar as cifar_module
 
@@ -120,40 +120,13 @@ def test_missing_source_names_what_is_expected(tmp_path):
         data.CIFAR10(str(tmp_path / "nowhere"))
 
 
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files with HTTP Range support (the standard handler ignores Range) unless the
-    server's ``honour_range`` is False."""
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        path = self.translate_path(self.path)
-        body = open(path, "rb").read()
-        rng = self.headers.get("Range")
-        if rng and self.server.honour_range:
-            start = int(rng.split("=")[1].split("-")[0])
-            self.send_response(206)
-            body = body[start:]
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture
 def www(tmp_path):
     """A loopback HTTP server over tmp_path/www: yields (folder, base url, server)."""
     root = tmp_path / "www"
     root.mkdir()
-    handler = lambda *a, **k: _RangeHandler(*a, directory=str(root), **k)  # noqa: E731
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.honour_range = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(root) as httpd:
+        yield root, httpd.url("").rstrip("/"), httpd
 
 
 @pytest.fixture
@@ -171,7 +144,7 @@ def test_download_resumes_and_checks_md5(server, tmp_path):
         f.write(payload[:70_000])  # an interrupted earlier attempt
     data.download_url(url, dest, md5=hashlib.md5(payload).hexdigest(), progress=False, timeout=10)
     assert open(dest, "rb").read() == payload and not os.path.exists(dest + ".part")
-    with pytest.raises(RuntimeError, match="md5"):
+    with pytest.raises(data.DownloadError, match="md5"):
         data.download_url(url, str(tmp_path / "again.bin"), md5="0" * 32, progress=False, timeout=10)
     assert not os.path.exists(str(tmp_path / "again.bin"))
 
