@@ -23,7 +23,8 @@ from tinyvision import cli
 from tinyvision.errors import InputError
 from tinyvision.train import TrainConfig
 
-METRICS = "epoch,train_loss,train_acc,test_loss,test_acc,wall_time\n1,2.30,0.10,2.20,0.15,60\n2,2.00,0.20,1.90,0.25,120\n"
+METRICS = ("epoch,train_loss,train_acc,test_loss,test_acc,wall_time\n"
+           "1,2.30,0.10,2.20,0.15,60\n2,2.00,0.20,1.90,0.25,120\n")
 NO_DOWNLOAD = {"TINYVISION_CIFAR10_URL": "http://127.0.0.1:9/cifar-10-python.tar.gz"}  # a closed port
 
 
@@ -223,8 +224,11 @@ def test_a_diverged_run_stops_with_one_line_and_status_1(in_workspace, tmp_path,
     # the NaN stop of train.read_losses, reached through a loss that is NaN from the first step
     from tinyvision.train import Trainer
     compute_loss = Trainer.compute_loss
-    monkeypatch.setattr(Trainer, "compute_loss",
-                        lambda self, x, y: (lambda loss, correct: (loss * float("nan"), correct))(*compute_loss(self, x, y)))
+
+    def nan_loss(self, x, y):
+        loss, correct = compute_loss(self, x, y)
+        return loss * float("nan"), correct
+    monkeypatch.setattr(Trainer, "compute_loss", nan_loss)
     status, line = main_fails(["train", "--model", "vit_cifar_tiny", "--data", str(in_workspace / "data"),
                                "--subset", "2", "--batch-size", "10", "--epochs", "1", "--no-progress",
                                "--out", str(tmp_path / "nan")], capsys)
