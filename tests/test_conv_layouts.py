@@ -1,13 +1,14 @@
 """The convolution's flat layouts: SameLayout (stride-1 "same" layers read in place) and the
 column blocks they are cut into. Values and gradients of conv2d itself are checked in
-test_ops.py (against a direct loop and by central differences)."""
+test_ops.py (against a direct loop and by central differences), and the fast kernel's paths
+against the reference path in test_conv_paths.py."""
 import numpy as np
 import pytest
 
 import tinyvision as tv
 import tinyvision.ops as F
 from tinyvision import parallel
-from tinyvision.ops.conv import SameLayout, _chunks
+from tinyvision.kernels.conv import SameLayout, _chunks
 
 
 def channel_major(a):
@@ -39,7 +40,7 @@ def test_same_layout_columns_equal_zero_padded_im2col(shape, kernel, padding, di
     # too: the one-copy path's strided view counts its steps in bytes).
     x = rng.standard_normal(shape).astype(dtype)
     lay = SameLayout(shape, kernel, padding, dilation)
-    planes = lay.load(np, channel_major(x))
+    planes = lay.load(channel_major(x))
     expected = reference_columns(x, kernel, padding, dilation)
     W, L = shape[3], lay.length
     for lo in range(0, L, rows_per_block * W):
@@ -55,14 +56,14 @@ def test_same_layout_reads_a_channel_major_input_in_place(rng):
     # array (the network's input) is copied once.
     x = channel_major(rng.standard_normal((2, 3, 5, 5)))
     lay = SameLayout(x.shape, (3, 3), (1, 1), (1, 1))
-    assert np.shares_memory(lay.load(np, x), x)
+    assert np.shares_memory(lay.load(x), x)
     plain = np.ascontiguousarray(x)
-    planes = lay.load(np, plain)
+    planes = lay.load(plain)
     assert not np.shares_memory(planes, plain)
     np.testing.assert_array_equal(planes[0], plain.transpose(1, 0, 2, 3).reshape(3, -1))
     # a 1x1 kernel's columns are the input's rows themselves
     one = SameLayout(x.shape, (1, 1), (0, 0), (1, 1))
-    assert np.shares_memory(one.columns(one.load(np, x), one.taps, 5, 15, np.empty(0)), x)
+    assert np.shares_memory(one.columns(one.load(x), one.taps, 5, 15, np.empty(0)), x)
 
 
 def test_conv2d_same_layer_output_needs_no_crop(rng):
@@ -71,12 +72,12 @@ def test_conv2d_same_layer_output_needs_no_crop(rng):
     x = tv.tensor(channel_major(rng.standard_normal((2, 3, 6, 5))), requires_grad=True)
     w = tv.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
     y = F.conv2d(x, w, padding=1)
-    assert isinstance(y._ctx.layout, SameLayout)
+    assert isinstance(y._ctx.saved.layout, SameLayout)
     assert y.data.transpose(1, 0, 2, 3).flags.c_contiguous
     y.backward(tv.tensor(channel_major(rng.standard_normal(y.shape))))
     assert x.grad.data.transpose(1, 0, 2, 3).flags.c_contiguous
     # any other stride-1 layer (here padding 0: a smaller output) keeps the padded planes
-    assert not isinstance(F.conv2d(x, w)._ctx.layout, SameLayout)
+    assert not isinstance(F.conv2d(x, w)._ctx.saved.layout, SameLayout)
 
 
 def test_conv2d_same_layer_keeps_images_apart(rng):
@@ -97,7 +98,7 @@ def test_chunks_cover_the_axis_in_aligned_blocks(length, align, threads_n):
     before = parallel.get_num_threads()
     parallel.set_num_threads(threads_n)
     try:
-        blocks = _chunks(np, length, 144, 4, align)
+        blocks = _chunks(length, 144, 4, align)
     finally:
         parallel.set_num_threads(before)
     assert blocks[0][0] == 0 and blocks[-1][1] == length

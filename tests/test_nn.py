@@ -6,7 +6,7 @@ import pytest
 import tinyvision as tv
 from tinyvision import nn
 
-from test_ops import conv_reference  # the naive loop convolution of the op tests
+from references import conv_reference
 
 
 def small_net():
