@@ -115,20 +115,22 @@ def load_state(model, state, source, strict=True, replaced=(), holds=None):
     unexpected = [k for k in state if k not in own]
     mismatched = [(k, tuple(state[k].shape), own[k]) for k in own if k in state and tuple(state[k].shape) != own[k]]
     shapes = [f"{k}: file has {f}, model has {m}" for k, f, m in mismatched if outside([k])]
-    problems = "; ".join(f"{what} ({len(keys)}): {_names(keys)}" for what, keys in (
-        ("shape mismatch", shapes), ("missing from the file", outside(missing)),
-        ("unexpected in the file", outside(unexpected))) if keys)
+
+    def problems(limit):
+        return "; ".join(f"{what} ({len(keys)}): {_names(keys, limit)}" for what, keys in (
+            ("shape mismatch", shapes), ("missing from the file", outside(missing)),
+            ("unexpected in the file", outside(unexpected))) if keys)
     wants, other = _model_name(model), holds is not None and holds != _model_name(model)
     fits = [k for k in outside(own) if k in state and tuple(state[k].shape) == own[k]
             and not k.endswith("num_batches_tracked")]
-    if not fits and outside(own):
+    if not fits and outside(own):   # another architecture: a few names say enough
         what = f"holds a {holds}, not a {wants} (it shares no weights with one)" if other \
             else f"shares no weights with a {wants}; is it a file of another model?"
-        raise CheckpointError(f"{source} {what}: {problems}")
-    if strict and problems:
+        raise CheckpointError(f"{source} {what}: {problems(3)}")
+    if strict and (shapes or outside(missing) or outside(unexpected)):
         what = f"holds a {holds}, not a {wants}" if other else f"does not fit a {wants}"
-        raise CheckpointError(f"{source} {what}: {problems} (strict=False, or --allow-missing on the command "
-                              "line, loads what fits and leaves the rest at random initial values)")
+        raise CheckpointError(f"{source} {what}: {problems(16)} (strict=False, or --allow-missing on the "
+                              "command line, loads what fits and leaves the rest at random initial values)")
     bad = {k for k, _, _ in mismatched}
     model.load_state_dict({k: v for k, v in state.items() if k in own and k not in bad}, strict=False)
     return LoadResult(missing, unexpected, mismatched)

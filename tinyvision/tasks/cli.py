@@ -8,8 +8,9 @@ import os
 
 import numpy as np
 
+from ..errors import CheckpointError, InputError
 from ..tensor import Tensor
-from ..transfer.splits import parse_classes
+from ..transfer.cli import bounded, class_list
 from .backbones import BACKBONES
 from .scenes import normalize
 
@@ -24,6 +25,24 @@ def _splits(args, cfg=None):
     return scene_splits(args.data, n_train, n_test, seed=seed, classes=classes)
 
 
+def _check_pretrained(cfg):
+    """Load ``cfg.pretrained`` into a model of ``cfg`` as ``fit`` will, before the scenes are
+    made: a missing, unreadable or other model's file is reported at once, naming the flag."""
+    from .engine import build_model
+    if not cfg.pretrained:
+        return
+    if not os.path.exists(cfg.pretrained):
+        raise InputError(f"--pretrained {cfg.pretrained}: no such file")
+    model = build_model(cfg, len(cfg.classes or range(10)))
+    if not hasattr(model.backbone, "load_pretrained"):
+        raise InputError(f"--pretrained: the --backbone {cfg.backbone} has no pretrained weights to load; use "
+                         "--backbone resnet20 or vit_cifar_small with a checkpoint of that classifier")
+    try:
+        model.backbone.load_pretrained(cfg.pretrained)
+    except CheckpointError as err:
+        raise CheckpointError(f"--pretrained: {err}") from None
+
+
 def cmd_train(args):
     from .engine import TaskConfig, fit
     cfg = TaskConfig(task=args.task, backbone=args.backbone, data=args.data,
@@ -31,6 +50,7 @@ def cmd_train(args):
                      batch_size=args.batch_size, lr=args.lr, train_scenes=args.train_scenes,
                      test_scenes=args.test_scenes, classes=args.classes, seed=args.seed, device=args.device,
                      pretrained=args.pretrained, backbone_lr_scale=args.backbone_lr_scale)
+    _check_pretrained(cfg)
     train_set, test_set = _splits(args)
     print(f"{TASK_NAMES[args.task]} with a {args.backbone} backbone: {train_set} -> {test_set}", flush=True)
     _, history = fit(cfg, train_set, test_set, progress=not args.no_progress)
@@ -97,17 +117,17 @@ def add_subparsers(sub):
                             "classifiers' architectures, which --pretrained can initialise")
         t.add_argument("--pretrained", help="resnet20 / vit_cifar_small backbone: weights of a classification "
                                             "checkpoint of that model (e.g. runs/resnet20/best.tvz of `tinyvision train`)")
-        t.add_argument("--backbone-lr-scale", type=float, default=1.0,
+        t.add_argument("--backbone-lr-scale", type=bounded(float, 0), default=1.0,
                        help="backbone lr = scale * lr (e.g. 0.1 for a pretrained backbone)")
         t.add_argument("--data", default="datasets/cache/cifar10-jpeg.tar.gz", help="CIFAR-10 source for the scenes")
-        t.add_argument("--epochs", type=int, default=10)
-        t.add_argument("--batch-size", type=int, default=32)
-        t.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate")
-        t.add_argument("--train-scenes", type=int, default=8000)
-        t.add_argument("--test-scenes", type=int, default=1000)
-        t.add_argument("--classes", type=parse_classes, help="CIFAR class ids of the objects: '0-4', '0,1,8' "
+        t.add_argument("--epochs", type=bounded(int, 1), default=10)
+        t.add_argument("--batch-size", type=bounded(int, 1), default=32)
+        t.add_argument("--lr", type=bounded(float, 0, low_open=True), default=2e-3, help="AdamW peak learning rate")
+        t.add_argument("--train-scenes", type=bounded(int, 1), default=8000)
+        t.add_argument("--test-scenes", type=bounded(int, 1), default=1000)
+        t.add_argument("--classes", type=class_list, help="CIFAR class ids of the objects: '0-4', '0,1,8' "
                                                               "(relabelled in that order; default all ten)")
-        t.add_argument("--seed", type=int, default=0)
+        t.add_argument("--seed", type=bounded(int, 0), default=0)
         t.add_argument("--out", help=f"run folder (default runs/{task}_BACKBONE)")
         t.add_argument("--device", default="cpu")
         t.add_argument("--no-progress", action="store_true")
@@ -116,7 +136,7 @@ def add_subparsers(sub):
         e = actions.add_parser("eval", help="metrics of a checkpoint on the test scenes")
         e.add_argument("checkpoint")
         e.add_argument("--data", default="datasets/cache/cifar10-jpeg.tar.gz")
-        e.add_argument("--test-scenes", type=int, help="default: the run's")
+        e.add_argument("--test-scenes", type=bounded(int, 1), help="default: the run's")
         e.add_argument("--device", default="cpu")
         if task == "segment":
             e.add_argument("--tta-flip", action="store_true",
@@ -127,9 +147,9 @@ def add_subparsers(sub):
         r.add_argument("checkpoint")
         r.add_argument("images", nargs="*", help="image files (resized to the model's input); default: test scenes")
         r.add_argument("--data", default="datasets/cache/cifar10-jpeg.tar.gz")
-        r.add_argument("--test-scenes", type=int, help="default: the run's")
-        r.add_argument("--num", type=int, default=8, help="how many test scenes to draw")
-        r.add_argument("--threshold", type=float, default=0.3, help="detect: lowest score drawn")
+        r.add_argument("--test-scenes", type=bounded(int, 1), help="default: the run's")
+        r.add_argument("--num", type=bounded(int, 1), default=8, help="how many test scenes to draw")
+        r.add_argument("--threshold", type=bounded(float, 0, 1), default=0.3, help="detect: lowest score drawn")
         r.add_argument("--out", default="predictions")
         r.add_argument("--device", default="cpu")
         r.set_defaults(fn=cmd_predict, task=task)
