@@ -232,3 +232,23 @@ def load(path):
         what = f"its member {crc.group(1)!r} fails its CRC-32 check (the bytes changed after it was written)" \
             if crc else f"{type(exc).__name__}: {exc}"
         raise CheckpointError(f"{path} is corrupted: {what}") from None
+
+
+def classifier_checkpoint(state, path):
+    """``state`` (what ``load(path)`` returned) if it is a classifier's training checkpoint
+    (``model``, ``config`` naming the model, ``classes``), else CheckpointError saying what
+    it holds instead: a detection/segmentation model's, or a pretraining task's (its weights
+    under ``backbone.``, with a pretext head)."""
+    config = state.get("config") if isinstance(state, dict) else None
+    if not isinstance(config, dict) or not {"model", "classes"} <= state.keys() \
+            or "model" not in config and "task" not in config:
+        raise CheckpointError(f"{path} is a tinyvision file but not a training checkpoint (no model, config "
+                              "and classes in it)")
+    if "task" in config:
+        raise CheckpointError(f"{path} is a checkpoint of a {config['task']} model, not of a classifier: "
+                              f"use python -m tinyvision {config['task']} eval (or predict) {path}")
+    if any(k.startswith("backbone.") for k in state["model"]):
+        raise CheckpointError(f"{path} holds a pretraining task around a {config['model']} (backbone weights and "
+                              f"a pretext head), not a {config['model']} classifier; fine-tune it first: "
+                              f"python -m tinyvision finetune {path}")
+    return state

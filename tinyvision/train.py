@@ -549,23 +549,13 @@ def _progress(total, desc, enabled, initial=0):
 def load_checkpoint_model(path, device="cpu"):
     """The model of a training checkpoint, in eval mode, with its config and class names.
     CheckpointError, one line naming the file, for anything else: a detection/segmentation or
-    pretraining checkpoint, or weights that do not fit the model its config names."""
+    pretraining checkpoint (``serialization.classifier_checkpoint``), or weights that do not
+    fit the model its config names."""
     from .errors import CheckpointError
-    state = load(path)
-    config = state.get("config") if isinstance(state, dict) else None
-    if not isinstance(config, dict) or not {"model", "classes"} <= state.keys() or "model" not in config \
-            and "task" not in config:
-        raise CheckpointError(f"{path} is a tinyvision file but not a training checkpoint (no model, config "
-                              "and classes in it)")
-    if "task" in config:
-        raise CheckpointError(f"{path} is a checkpoint of a {config['task']} model, not of a classifier: "
-                              f"use python -m tinyvision {config['task']} eval (or predict) {path}")
-    if any(k.startswith("backbone.") for k in state["model"]):
-        raise CheckpointError(f"{path} holds a pretraining task around a {config['model']} (backbone weights and "
-                              f"a pretext head), not a {config['model']} classifier; fine-tune it first: "
-                              f"python -m tinyvision finetune {path}")
+    from .serialization import classifier_checkpoint
+    state = classifier_checkpoint(load(path), path)
     try:
-        cfg = TrainConfig(**config)
+        cfg = TrainConfig(**state["config"])
     except TypeError as exc:
         raise CheckpointError(f"{path}: its config does not fit this tinyvision's TrainConfig ({exc})") from None
     model = models.create(cfg.model, num_classes=len(state["classes"]), **cfg.model_kwargs)
