@@ -131,7 +131,7 @@ def test_a_pytorch_zip_is_named(tmp_path):
 
 @pytest.mark.parametrize("name,message", [
     ("pretext.tvz", "holds a pretraining task around a resnet20 .*not a resnet20 classifier; fine-tune it first"),
-    ("detect.tvz", "is a checkpoint of a detect model, not of a classifier: use python -m tinyvision detect eval"),
+    ("detect.tvz", "is a checkpoint of a detection model, not of a classifier: use python -m tinyvision detect eval"),
     ("mixed.tvz", r"does not fit a resnet20: unexpected in the file \(72\): layer1.3.conv1.weight"),
 ])
 def test_load_checkpoint_model_refuses_other_models(files, name, message):
@@ -184,7 +184,7 @@ CLI_CASES = [
     ("eval", "plain.npz", ["npz", "not a tinyvision file"]),
     ("eval", "weights.safetensors", [".safetensors", "weights only", "finetune"]),
     ("eval", "pretext.tvz", ["pretraining", "not a resnet20 classifier"]),
-    ("eval", "detect.tvz", ["detect model", "detect eval"]),
+    ("eval", "detect.tvz", ["detection model", "detect eval"]),
     ("predict", "crc.tvz", ["corrupted", "CRC-32"]),
     ("predict", "weights.safetensors", [".safetensors", "weights only"]),
     ("finetune", "truncated.tvz", ["truncated"]),
@@ -192,7 +192,7 @@ CLI_CASES = [
     ("finetune", "empty.tvz", ["empty"]),
     ("finetune", "folder", ["is a folder"]),
     ("finetune", "plain.npz", ["npz"]),
-    ("finetune", "detect.tvz", ["detect model", "not of a classifier"]),
+    ("finetune", "detect.tvz", ["detection model", "not of a classifier"]),
     ("finetune", "vit.tvz --model resnet20", ["holds a vit_cifar_tiny, not a resnet20"]),
     ("finetune", "wrong_shape.safetensors", ["layer3.2.conv2.weight: file has (64, 32, 3, 3), model has (64, 64, 3, 3)",
                                              "--allow-missing"]),
@@ -244,6 +244,8 @@ def test_cli_finetune_allow_missing_trains_and_names_the_random_layer(files, tmp
     ("segment train --backbone vit_cifar_small --pretrained {truncated.tvz}", ["--pretrained", "truncated"]),
     ("segment train --epochs 0", ["--epochs", ">= 1"]),
     ("detect predict {good} --threshold 2", ["--threshold", "<= 1"]),
+    ("detect eval {good}", ["checkpoint of a classifier, not of a detection model", "python -m tinyvision eval"]),
+    ("segment predict {detect.tvz}", ["of a detection model, not of a segmentation model", "detect eval"]),
 ])
 def test_cli_flags_are_checked_before_any_work(files, tmp_path, args, words):
     argv = _format(args, files, tmp_path)

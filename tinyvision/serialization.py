@@ -234,21 +234,31 @@ def load(path):
         raise CheckpointError(f"{path} is corrupted: {what}") from None
 
 
-def classifier_checkpoint(state, path):
-    """``state`` (what ``load(path)`` returned) if it is a classifier's training checkpoint
-    (``model``, ``config`` naming the model, ``classes``), else CheckpointError saying what
-    it holds instead: a detection/segmentation model's, or a pretraining task's (its weights
-    under ``backbone.``, with a pretext head)."""
+def training_checkpoint(state, path, task=None):
+    """``state`` (what ``load(path)`` returned) if it is a training checkpoint of ``task``
+    (None: a classifier of ``tinyvision train``; 'detect' or 'segment': of ``tinyvision
+    detect/segment train``, whose config records its task), else CheckpointError saying what
+    it holds instead, and which command reads it. A pretraining task's checkpoint (weights
+    under ``backbone.``, with a pretext head) is not a classifier's either."""
     config = state.get("config") if isinstance(state, dict) else None
     if not isinstance(config, dict) or not {"model", "classes"} <= state.keys() \
             or "model" not in config and "task" not in config:
         raise CheckpointError(f"{path} is a tinyvision file but not a training checkpoint (no model, config "
                               "and classes in it)")
-    if "task" in config:
-        raise CheckpointError(f"{path} is a checkpoint of a {config['task']} model, not of a classifier: "
-                              f"use python -m tinyvision {config['task']} eval (or predict) {path}")
-    if any(k.startswith("backbone.") for k in state["model"]):
+    holds = config.get("task")
+    if holds != task:
+        what = {None: "classifier", "detect": "detection model", "segment": "segmentation model"}
+        use = f"python -m tinyvision {holds + ' ' if holds else ''}eval (or predict) {path}"
+        raise CheckpointError(f"{path} is a checkpoint of a {what.get(holds, holds)}, not of a "
+                              f"{what.get(task, task)}: use {use}")
+    if task is None and any(k.startswith("backbone.") for k in state["model"]):
         raise CheckpointError(f"{path} holds a pretraining task around a {config['model']} (backbone weights and "
                               f"a pretext head), not a {config['model']} classifier; fine-tune it first: "
                               f"python -m tinyvision finetune {path}")
     return state
+
+
+def classifier_checkpoint(state, path):
+    """``training_checkpoint`` of a classifier (``tinyvision train``): ``state``, or
+    CheckpointError saying what the file holds instead."""
+    return training_checkpoint(state, path)

@@ -59,9 +59,18 @@ def cmd_train(args):
     return 0
 
 
+def _load_checkpoint(args):
+    """``engine.load_checkpoint`` of ``args.checkpoint``, once it is known to be a checkpoint of
+    this task (not a classifier's or the other task's: CheckpointError saying which it is)."""
+    from ..serialization import load, training_checkpoint
+    from .engine import load_checkpoint
+    training_checkpoint(load(args.checkpoint), args.checkpoint, args.task)
+    return load_checkpoint(args.checkpoint, args.device)
+
+
 def cmd_eval(args):
-    from .engine import evaluate, load_checkpoint
-    model, cfg, _ = load_checkpoint(args.checkpoint, args.device)
+    from .engine import evaluate
+    model, cfg, _ = _load_checkpoint(args)
     _, test_set = _splits(args, cfg)
     result = evaluate(cfg.task, model, test_set, device=args.device, tta_flip=getattr(args, "tta_flip", False))
     print(json.dumps(result, indent=1))
@@ -76,8 +85,7 @@ def _read_images(paths, size):
 
 def cmd_predict(args):
     from . import draw
-    from .engine import load_checkpoint
-    model, cfg, classes = load_checkpoint(args.checkpoint, args.device)
+    model, cfg, classes = _load_checkpoint(args)
     if args.images:
         images, names = _read_images(args.images, model.img_size), [os.path.basename(p) for p in args.images]
         truths = None

@@ -28,13 +28,16 @@ def bounded(kind, low=None, high=None, low_open=False, high_open=False):
              f"{'<' if high_open else '<='} {high}" if high is not None else ""]
     expected = f"expected {'an integer' if kind is int else 'a number'} {' and '.join(p for p in parts if p)}".strip()
 
+    def inside(value):
+        return math.isfinite(value) and (low is None or (value > low if low_open else value >= low)) \
+            and (high is None or (value < high if high_open else value <= high))
+
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or not math.isfinite(value) or low is not None and (value <= low if low_open else value < low) \
-                or high is not None and (value >= high if high_open else value > high):
+        if value is None or not inside(value):
             raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
         return value
     parse.__name__ = kind.__name__   # argparse's fallback message names the type

@@ -26,9 +26,8 @@ import json
 import os
 
 from .. import backend, data, models, nn, optim
-from ..errors import CheckpointError
 from ..models.pretrained import fit_pos_embed, load_state, read_safetensors, safetensors_metadata
-from ..serialization import file_kind, load
+from ..serialization import classifier_checkpoint, file_kind, load
 from .splits import ClassSplit, label_fraction_indices
 from .trainer import AdaptedTrainer
 
@@ -46,9 +45,8 @@ def source_architecture(path):
         return meta.get("architecture"), json.loads(meta.get("model_kwargs", "{}"))
     state = load(path)
     config = state.get("config", {}) if isinstance(state, dict) else {}
-    if "task" in config:
-        raise CheckpointError(f"{path} is a checkpoint of a {config['task']} model, not of a classifier; "
-                              "fine-tune from a classification checkpoint or .safetensors weights")
+    if "task" in config:   # a detection/segmentation model's: the error says so
+        classifier_checkpoint(state, path)
     return config.get("model"), dict(config.get("model_kwargs", {}))
 
 
