@@ -300,3 +300,66 @@ def test_conv2d_never_reads_uninitialised_memory(stride, threads, monkeypatch, r
     monkeypatch.setattr(np, "empty", _GarbageNumpy.empty)
     for a, b in zip(run(), clean):
         np.testing.assert_array_equal(a, b)
+
+
+_SETTINGS_SCRIPT = """
+import json, numpy, threadpoolctl
+def blas():
+    return [(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()]
+seen = {"before": blas()}
+import tinyvision as tv
+seen["import"] = blas()
+x = tv.randn(8, 4, 64, 64)            # past parallel.MIN_SPLIT: the kernel splits its rows
+tv.nn.functional.batch_norm(x)
+seen["first op"] = blas()
+tv.parallel.restore_process_settings()
+seen["restored"] = blas()
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize("threads_n", [1, 2])
+def test_importing_changes_no_process_setting_until_the_first_fast_kernel(threads_n):
+    import json
+    import os
+    import subprocess
+    import sys
+    pytest.importorskip("threadpoolctl")
+    env = dict(os.environ, TINYVISION_NUM_THREADS=str(threads_n), OPENBLAS_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", _SETTINGS_SCRIPT], env=env, capture_output=True,
+                         text=True, check=True)
+    seen = json.loads(out.stdout)
+    assert seen["import"] == seen["before"]                       # import changes nothing
+    if ["openblas", 2] not in seen["before"]:
+        pytest.skip(f"NumPy's BLAS here is not a thread-settable OpenBLAS: {seen['before']}")
+    expected = 1 if threads_n > 1 else 2                          # one BLAS thread beside ours
+    assert seen["first op"] == [[api, expected if api == "openblas" else n] for api, n in seen["before"]]
+    assert seen["restored"] == seen["before"]
+
+
+class _FakeLibc:
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, param, value):
+        self.calls.append((param, value))
+
+
+def test_allocator_tuning_is_applied_once_and_restored_to_glibcs_defaults(monkeypatch):
+    parallel.restore_process_settings()
+    libc = _FakeLibc()
+    monkeypatch.setattr(parallel, "_glibc", lambda: libc)
+    parallel.for_rows(lambda rows: None, 4, 0)                   # a fast kernel's first call
+    parallel.for_rows(lambda rows: None, 4, 0)
+    assert libc.calls == list(parallel._MALLOC_TUNED.items())
+    libc.calls.clear()
+    parallel.restore_process_settings()
+    assert libc.calls == list(parallel._MALLOC_DEFAULTS.items())
+    assert parallel._MALLOC_DEFAULTS == {parallel.M_MMAP_THRESHOLD: 128 * 1024,
+                                         parallel.M_TRIM_THRESHOLD: 128 * 1024,
+                                         parallel.M_TOP_PAD: 128 * 1024}
+    libc.calls.clear()
+    monkeypatch.setenv("TINYVISION_MALLOC_TUNING", "0")
+    parallel.apply_process_settings()
+    parallel.restore_process_settings()
+    assert libc.calls == []
