@@ -3,6 +3,7 @@
 A reduction y = r(a) over ``axis`` hands each input element the upstream gradient of the output
 it fed: backward re-inserts the reduced axes (keepdims) and broadcasts g back to a's shape.
 """
+from .. import backend
 from ..tensor import Function
 
 
@@ -104,6 +105,18 @@ class LogSumExp(Function):
         return _expand(g, self.axes, self.keepdims) * self.p
 
 
+def softmax(a, axis=-1):
+    """exp(a - max) / sum along ``axis``, on an array (the maximum subtracted against overflow)."""
+    e = backend.array_module(a).exp(a - a.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+def softmax_backward(g, y, axis=-1):
+    """dL/da = y * (g - sum_j g_j y_j) for y = softmax(a) along ``axis`` and g = dL/dy."""
+    return y * (g - (g * y).sum(axis=axis, keepdims=True))
+
+
 class Softmax(Function):
     """y_i = exp(a_i - m) / sum_j exp(a_j - m) along axis (m = max a, for stability).
 
@@ -113,16 +126,12 @@ class Softmax(Function):
     """
 
     def forward(self, a, axis=-1):
-        xp = self.xp
         self.axis = axis
-        e = xp.exp(a - a.max(axis=axis, keepdims=True))
-        e /= e.sum(axis=axis, keepdims=True)
-        self.y = e
-        return e
+        self.y = softmax(a, axis)
+        return self.y
 
     def backward(self, g):
-        y = self.y
-        return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
+        return softmax_backward(g, self.y, self.axis)
 
 
 class LogSoftmax(Function):
