@@ -160,6 +160,20 @@ def test_wrong_shapes_are_refused_unless_strict_is_off(files):
     np.testing.assert_array_equal(net.conv1.weight.numpy(), tv.load(files["good"])["model"]["conv1.weight"])
 
 
+def test_load_pretrained_says_what_the_file_is(files, tmp_path):
+    model = models.create("resnet20")
+    with pytest.raises(CheckpointError, match=r"best.tvz is a zip archive \(a tinyvision .tvz checkpoint\?\), not a "
+                                              r".safetensors file"):
+        models.load_pretrained(model, files["good"])
+    with pytest.raises(CheckpointError, match="is a folder; expected a .safetensors file"):
+        models.load_pretrained(model, files["folder"])
+    cut = tmp_path / "cut.safetensors"
+    data = open(files["weights.safetensors"], "rb").read()
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"cut.safetensors is a damaged .safetensors file \(truncated or corrupted"):
+        transfer.build_finetune_model(str(cut), 5)
+
+
 def test_state_dict_mismatches_are_named(files):
     model = models.create("resnet20")
     model.conv1.weight.data[...] = 0
