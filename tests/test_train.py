@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cifar_fixture import write_cifar_batches
+from tinyvision.serialization import load
 from tinyvision.train import Trainer, TrainConfig
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def test_eval_every_tests_those_epochs_and_the_last(cifar_dir, tmp_path):
     test_curve = fig.axes[1].lines[1]
     assert len(test_curve.get_xdata()) == 2  # the test curve has the two tested epochs
     assert test_curve.get_marker() == "o"  # each measured, so a reader sees where the gaps are
-    with pytest.raises(ValueError, match="eval_every: expected an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="eval.every: expected an integer >= 1, got 0"):
         Trainer(config(cifar_dir, tmp_path / "bad", eval_every=0), progress=False)
 
 
@@ -98,7 +99,7 @@ def test_tta_averages_the_shifted_and_mirrored_views(cifar_dir):
     assert not np.allclose(plain, logits, atol=1e-3)  # the views do change the answer
     with pytest.raises(ValueError, match="tta_shift: expected a whole number of pixels >= 0, got -1"):
         predict_logits(model, loader, tta_shift=-1)
-    with pytest.raises(ValueError, match="tta_shift"):  # a training run refuses it before it starts
+    with pytest.raises(ValueError, match="tta.shift"):  # a training run refuses it before it starts
         TrainConfig(model="resnet20", tta_shift=1.5).resolved()
 
 
@@ -199,7 +200,7 @@ def test_crop_epochs_are_tested_after_recalibrating_batch_norm(cifar_dir, tmp_pa
     params = dict(plain.model.named_parameters())
     for name, p in trainer.model.named_parameters():
         np.testing.assert_array_equal(p.numpy(), params[name].numpy(), err_msg=name)
-    with pytest.raises(ValueError, match="bn_recalibration"):
+    with pytest.raises(ValueError, match="bn.recalibration"):
         TrainConfig(model="resnet20", bn_recalibration=-1).resolved()
 
 
@@ -302,8 +303,9 @@ def test_cli_eval_report_is_written_atomically(cifar_dir, tmp_path, monkeypatch)
         f.write('{"accura')
         raise OSError("No space left on device")
     monkeypatch.setattr(fileio.json, "dump", dump_then_fail)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(SystemExit) as exit_:  # one line and status 1 (cli's error handler)
         cli.main(["eval", str(run / "best.tvz"), "--data", cifar_dir])
+    assert exit_.value.code == 1
     assert json.loads((run / "eval.json").read_text()) == {"accuracy": "earlier report"}
     assert not [name for name in os.listdir(run) if "tmp" in name]
 
@@ -312,3 +314,72 @@ def test_cli_help_for_every_command(tmp_path):
     for cmd in ("train", "eval", "predict", "plot", "models"):
         r = run_cli(cmd, "--help", cwd=str(tmp_path))
         assert r.returncode == 0 and "usage" in r.stdout, (cmd, r.stderr)
+
+
+def test_a_second_ctrl_c_mid_step_stops_without_saving(cifar_dir, tmp_path, capsys):
+    """Both Ctrl-Cs arrive inside optimizer.step, after it has updated some parameters: the
+    run stops at once, and last.tvz stays the one saved after epoch 1 (a checkpoint is only
+    ever taken between steps)."""
+    import signal as signal_
+    trainer = Trainer(config(cifar_dir, tmp_path / "run", model="resnet20", lr=0.05), progress=False,
+                      log=lambda line: None)
+    step, calls = trainer.optimizer.step, {"n": 0}
+
+    def step_interrupted_twice():
+        calls["n"] += 1
+        if calls["n"] == 11:   # epoch 2, step 3
+            first = trainer.optimizer.param_groups[0]["params"][0]
+            first.data -= 1.0   # half an update applied
+            handler = signal_.getsignal(signal_.SIGINT)
+            handler(signal_.SIGINT, None)   # the first Ctrl-C: a flag
+            handler(signal_.SIGINT, None)   # the second: stops here
+        step()
+
+    trainer.optimizer.step = step_interrupted_twice
+    last = tmp_path / "run" / "last.tvz"
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    state = load(str(last))
+    assert (int(state["epoch"]), int(state["step_in_epoch"])) == (1, 0)
+    out = capsys.readouterr().out
+    assert f"stopped at once, without saving; the last checkpoint, {last}, is from the end of epoch 1" in out
+    assert "saved" not in out.replace("without saving", "")
+    assert not (tmp_path / "run" / ".lock").exists()
+
+
+def test_named_recipe_sets_the_model_and_the_run_and_flags_override_it():
+    from tinyvision.train import RECIPES
+    cfg = TrainConfig(recipe="resnet20_cpu_2h").resolved()
+    expected = dict(model="resnet20", epochs=30, progressive=[[24, 18]], eval_every=6, batch_size=512, lr=0.4,
+                    label_smoothing=0.1, optimizer="sgd", nesterov=True, momentum=0.9, weight_decay=5e-4,
+                    schedule="onecycle", augment="crop_flip", final_tta=[True, 2])
+    assert {k: getattr(cfg, k) for k in expected} == expected
+    cfg = TrainConfig(recipe="resnet20_cpu_2h", epochs=10, lr=0.2, progressive=[[24, 4]], model="resnet56").resolved()
+    assert (cfg.epochs, cfg.lr, cfg.progressive, cfg.model, cfg.batch_size) == (10, 0.2, [[24, 4]], "resnet56", 512)
+    # without a recipe: the model's own, which sets neither the progressive phases nor a final TTA
+    plain = TrainConfig().resolved()
+    assert (plain.model, plain.recipe, plain.epochs, plain.eval_every) == ("resnet20", "resnet_sgd", 20, 1)
+    assert plain.progressive == [] and plain.final_tta is None
+    vit = TrainConfig(model="vit_cifar_tiny").resolved()
+    assert (vit.recipe, vit.optimizer, vit.lr) == ("vit_adamw", "adamw", RECIPES["vit_adamw"]["lr"])
+    with pytest.raises(ValueError, match="unknown recipe 'fast'"):
+        TrainConfig(recipe="fast").resolved()
+
+
+def test_final_tta_tests_the_last_epoch_once_more(cifar_dir, tmp_path):
+    from tinyvision import data
+    from tinyvision.plots import read_metrics
+    from tinyvision.train import build_transform, predict_logits
+    lines = []
+    trainer = Trainer(config(cifar_dir, tmp_path / "run", model="resnet20", lr=0.05, final_tta=[True, 2]),
+                      progress=False, log=lines.append)
+    history = trainer.fit()
+    assert "tta_test_acc" not in history[0] and "tta_test_acc" in history[1]
+    model = trainer.model
+    loader = data.DataLoader(data.CIFAR10(cifar_dir, train=False), batch_size=50,
+                             transform=build_transform("none", model.default_cfg["mean"], model.default_cfg["std"]))
+    logits, targets = predict_logits(model, loader, tta_flip=True, tta_shift=2)
+    assert history[1]["tta_test_acc"] == pytest.approx(float((logits.argmax(1) == targets).mean()))
+    assert f"({history[1]['tta_test_acc']:.4f} with flip + shift 2 TTA)" in lines[1]
+    assert "after the last epoch with flip + shift 2 TTA" in trainer.summary()
+    assert read_metrics(str(tmp_path / "run"))[1]["tta_test_acc"] == pytest.approx(history[1]["tta_test_acc"])

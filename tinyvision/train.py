@@ -14,7 +14,11 @@ Everything a run needs to continue bit for bit is in its checkpoint: model, opti
 scheduler state, the data loader's position (epoch and batches used; each batch's order and
 augmentation come from seeded generators), the model's random generator (dropout, stochastic
 depth), and the step within the epoch. Ctrl-C lets the current step finish, writes such a
-checkpoint and stops; ``--resume RUN_DIR`` continues from it.
+checkpoint and stops; ``--resume RUN_DIR`` continues from it. A second Ctrl-C stops at once,
+without saving: a checkpoint is only ever taken between two optimizer steps.
+
+The run folder is claimed and locked before any data loads (``rundir``): a new run never writes
+into another run's folder, and two processes never write one.
 """
 import csv
 import dataclasses
@@ -27,31 +31,39 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import backend, data, metrics, models, optim
+from . import backend, data, metrics, models, optim, rundir
+from .errors import RunDirError
 from .fileio import atomic_open, write_json
 from .ops import cross_entropy
-from .serialization import load, save
+from .serialization import classifier_checkpoint, load, save
 from .tensor import Tensor, no_grad
 
 # Recipes the article suggests (section 5): ResNet with SGD + momentum + weight decay and a
-# decaying schedule; ViT with AdamW, warmup + cosine decay and label smoothing.
+# decaying schedule; ViT with AdamW, warmup + cosine decay and label smoothing. A model's
+# default_cfg names its recipe.
 RECIPES = {
     "resnet_sgd": dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
                        schedule="onecycle", warmup_epochs=0, label_smoothing=0.0, clip_grad=0.0,
-                       batch_size=128, augment="crop_flip"),
+                       batch_size=128, augment="crop_flip", epochs=20, eval_every=1),
     "vit_adamw": dict(optimizer="adamw", lr=1e-3, momentum=0.9, nesterov=False, weight_decay=0.05,
                       schedule="cosine", warmup_epochs=3, label_smoothing=0.1, clip_grad=1.0,
-                      batch_size=128, augment="crop_flip"),
+                      batch_size=128, augment="crop_flip", epochs=20, eval_every=1),
 }
+# Full recipes also name the model and the run. resnet20_cpu_2h: the best CPU result in two hours
+# (docs/results.md, "88% in two hours"): 18 epochs on 24-pixel crops, 12 on whole images, a test
+# every 6 epochs, then one test with flip + shift-2 TTA (10 views).
+RECIPES["resnet20_cpu_2h"] = dict(RECIPES["resnet_sgd"], model="resnet20", epochs=30, progressive=[[24, 18]],
+                                  eval_every=6, batch_size=512, lr=0.4, label_smoothing=0.1, final_tta=[True, 2])
 
 
 @dataclass
 class TrainConfig:
-    """Every option of a run; fields left at None come from the model's recipe."""
-    model: str = "resnet20"
+    """Every option of a run; fields left at None come from the recipe (``recipe``, else the
+    model's own), and ``model`` from a full recipe, else resnet20."""
+    model: str = None
     data: str = "datasets/cache/cifar10-jpeg.tar.gz"
-    out: str = "runs/resnet20"
-    epochs: int = 20              # ResNet-20: about 70 minutes on a 2-core CPU (3.4 min an epoch)
+    out: str = None                # None: a fresh runs/MODEL, runs/MODEL-2, ... (rundir.claim)
+    epochs: int = None             # ResNet-20: 3.4 min an epoch on a 2-core CPU
     recipe: str = None
     optimizer: str = None          # 'sgd' | 'adam' | 'adamw'
     lr: float = None
@@ -71,7 +83,8 @@ class TrainConfig:
     eval_batch_size: int = 500
     tta_flip: bool = False         # average predictions over the image and its mirror
     tta_shift: int = 0             # ... and over the image moved this many pixels each way
-    eval_every: int = 1            # test every K epochs and after the last; the others get no test numbers
+    eval_every: int = None         # test every K epochs and after the last; the others get no test numbers
+    final_tta: list = None         # [flip, shift]: after the last epoch, test once more with this TTA
     progressive: list = None       # [(size, until_epoch), ...]: train on size x size crops through that epoch
     bn_recalibration: int = 5000   # whole images re-estimating batch norm before a crop epoch's test (0: off)
     prefetch: int = 2
@@ -79,19 +92,48 @@ class TrainConfig:
     model_kwargs: dict = field(default_factory=dict)
 
     def resolved(self):
-        """A copy with the recipe's values filled in where this config says None."""
-        recipe_name = self.recipe or models.get_default_cfg(self.model).get("recipe", "resnet_sgd")
-        if recipe_name not in RECIPES:
-            raise ValueError(f"unknown recipe {recipe_name!r}; choose from {sorted(RECIPES)}")
-        values = {k: (RECIPES[recipe_name][k] if v is None and k in RECIPES[recipe_name] else v)
-                  for k, v in dataclasses.asdict(self).items()}
-        values["recipe"] = recipe_name
-        if not (isinstance(values["eval_every"], int) and values["eval_every"] >= 1):
-            raise ValueError(f"eval_every: expected an integer >= 1, got {values['eval_every']!r}")
-        tta_offsets(values["tta_shift"])  # a bad shift fails here, not after the first epoch
-        if not (isinstance(values["bn_recalibration"], int) and values["bn_recalibration"] >= 0):
-            raise ValueError("bn_recalibration: expected a number of images >= 0, "
-                             f"got {values['bn_recalibration']!r}")
+        """A copy with the recipe's values filled in where this config says None; an InputError
+        naming the flag (``--epochs: expected ...``) for a value no run can use, before any data
+        is read."""
+        from .errors import InputError
+        try:  # an unknown model: the registry's message lists close matches
+            models.get_default_cfg(self.model or "resnet20")
+        except KeyError as err:
+            raise InputError(f"--model: {err.args[0]}") from None
+        if self.recipe is not None and self.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r}; choose from {sorted(RECIPES)}")
+        recipe_name = self.recipe or models.get_default_cfg(self.model or "resnet20").get("recipe", "resnet_sgd")
+        recipe = RECIPES[recipe_name]
+        values = {k: (recipe[k] if v is None and k in recipe else v) for k, v in dataclasses.asdict(self).items()}
+        values.update(recipe=recipe_name, model=values["model"] or "resnet20")
+        if values["final_tta"] is not None:
+            flip, shift = values["final_tta"]
+            tta_offsets(shift)  # checked now, not after the last epoch
+            values["final_tta"] = [bool(flip), shift]
+        integer = lambda x: isinstance(x, int) and not isinstance(x, bool)  # noqa: E731
+        number = lambda x: integer(x) or isinstance(x, float) and math.isfinite(x)  # noqa: E731
+        epochs, side = values["epochs"], min(models.get_default_cfg(values["model"])["input_size"][1:])
+        per_class = (lambda x: x is None or integer(x) and x >= 1, "a number of images per class >= 1")
+        checks = {  # field: (accepts, what a run needs), in order: a bad value fails here, not mid-run
+            "epochs": (lambda x: integer(x) and x >= 0, "an integer >= 0"),
+            "subset": per_class, "test_subset": per_class,
+            "warmup_epochs": (lambda x: integer(x) and x >= 0 and (not self.warmup_epochs or x < epochs),
+                              f"an integer >= 0 and below --epochs ({epochs})"),
+            "lr": (lambda x: number(x) and x > 0, "a number > 0"),
+            "momentum": (lambda x: number(x) and 0 <= x < 1, "a number in [0, 1)"),
+            "weight_decay": (lambda x: number(x) and x >= 0, "a number >= 0"),
+            "label_smoothing": (lambda x: number(x) and 0 <= x < 1, "a number in [0, 1)"),
+            "clip_grad": (lambda x: number(x) and x >= 0, "a max gradient norm >= 0 (0: off)"),
+            "batch_size": (lambda x: integer(x) and x >= 1, "an integer >= 1"),
+            "eval_every": (lambda x: integer(x) and x >= 1, "an integer >= 1"),
+            "tta_shift": (lambda x: integer(x) and 0 <= x < side,
+                          f"a whole number of pixels from 0 to {side - 1} ({values['model']} takes "
+                          f"{side}x{side} images)"),
+            "bn_recalibration": (lambda x: integer(x) and x >= 0, "a number of images >= 0"),
+        }
+        for name, (accepts, expected) in checks.items():
+            if not accepts(values[name]):
+                raise InputError(f"--{name.replace('_', '-')}: expected {expected}, got {values[name]!r}")
         values["progressive"] = check_progressive(values["progressive"], values["epochs"])
         return TrainConfig(**values)
 
@@ -242,20 +284,35 @@ class Trainer:
     """Trains ``cfg.model`` on CIFAR-10 as ``cfg`` says and writes the run to ``cfg.out``:
     metrics.csv, history.json, config.json, last.tvz and best.tvz checkpoints.
 
+    The run folder is claimed first (``rundir.claim``): ``cfg.out`` None picks a fresh
+    runs/MODEL[-N]; a folder holding another run is refused unless ``overwrite`` (that run's
+    files are removed once this one is set up). Its lock is held from here to the end of
+    ``fit`` (or ``close()``).
+
     ``progress`` turns the per-batch bar on or off; ``log`` (printed and flushed by default, None for
     silence) receives one summary line per epoch, so a run without the bar still shows in its log.
     ``model`` and ``datasets`` (train, test) replace the fresh ``cfg.model`` and the CIFAR-10
     splits of ``cfg.data`` (fine-tuning, pretext tasks, in-memory data); data sets need
-    ``data``/``targets``/``classes`` like ``data.CIFAR10``.
+    ``data``/``targets``/``classes`` like ``data.CIFAR10``. ``run_dir``: a ``rundir.RunDir``
+    already held for ``cfg.out`` (``resume``).
     """
 
-    def __init__(self, cfg, progress=True, log=_say, model=None, datasets=None):
-        self.cfg = cfg.resolved()
-        cfg = self.cfg
-        backend.manual_seed(cfg.seed)
+    def __init__(self, cfg, progress=True, log=_say, model=None, datasets=None, overwrite=False, run_dir=None):
+        cfg = cfg.resolved()
         self.device = backend.check_device(cfg.device)
         self.progress = progress
         self.log = log or (lambda line: None)
+        self.run_dir = run_dir or rundir.claim(cfg.out, cfg.model, overwrite, self.log)
+        self.cfg = cfg = dataclasses.replace(cfg, out=self.run_dir.path)
+        try:
+            self._build(cfg, model, datasets)
+        except BaseException:  # set-up failed: nothing of this run is left behind
+            self.run_dir.release(discard=run_dir is None)
+            raise
+        self.run_dir.clear()
+
+    def _build(self, cfg, model, datasets):
+        backend.manual_seed(cfg.seed)
         self.train_set, self.test_set = datasets if datasets is not None else load_datasets(cfg)
         self.classes = list(self.train_set.classes)
         if model is None:
@@ -285,8 +342,12 @@ class Trainer:
                              f"of {cfg.batch_size}; lower --batch-size or use more images")
         self.optimizer, self.scheduler = self.build_optimization()
         self.epoch, self.step_in_epoch, self.history, self.best_acc = 0, 0, [], 0.0
+        self.last_saved = None  # (epoch, step_in_epoch) of the newest last.tvz
         self._interrupted = False
-        os.makedirs(cfg.out, exist_ok=True)
+
+    def close(self):
+        """Release the run folder's lock (``fit`` does when it ends; also at exit)."""
+        self.run_dir.release()
 
     def build_transforms(self):
         """(train, test) batch transforms: the recipe's augmentation, then the model's own
@@ -352,6 +413,8 @@ class Trainer:
     def save_checkpoint(self, name):
         path = os.path.join(self.cfg.out, name)
         save(self.state_dict(), path)
+        if name == "last.tvz":
+            self.last_saved = (self.epoch, self.step_in_epoch)
         return path
 
     def load_state_dict(self, state):
@@ -362,16 +425,23 @@ class Trainer:
         backend.set_rng_state(state["rng"])
         self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
         self.history, self.best_acc = list(state["history"]), float(state["best_acc"])
+        self.last_saved = (self.epoch, self.step_in_epoch)
 
     @classmethod
-    def resume(cls, run_dir, progress=True, **overrides):
-        """Rebuild the trainer of ``run_dir`` from its last checkpoint, ready to continue."""
+    def resume(cls, run_dir, progress=True, log=_say, **overrides):
+        """Rebuild the trainer of ``run_dir`` from its last checkpoint, ready to continue; it
+        writes into ``run_dir`` (not the folder the checkpoint names: a copied run stays apart)."""
         path = os.path.join(run_dir, "last.tvz")
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no checkpoint to resume at {path}")
-        state = load(path)
-        config = dict(state["config"], **overrides)
-        trainer = cls(TrainConfig(**config), progress=progress)
+        if not os.path.isfile(path):
+            raise RunDirError(f"no checkpoint to resume in {run_dir}: it has no last.tvz")
+        held = rundir.RunDir(os.fspath(run_dir), log=log or (lambda line: None))
+        try:
+            state = classifier_checkpoint(load(path), path)
+            config = dict(state["config"], **overrides, out=held.path)
+            trainer = cls(TrainConfig(**config), progress=progress, log=log, run_dir=held)
+        except BaseException:
+            held.release()
+            raise
         trainer.load_state_dict(state)
         return trainer
 
@@ -412,7 +482,7 @@ class Trainer:
             pending.append((loss, correct, len(y)))
             self.step_in_epoch += 1
             if self._interrupted:  # Ctrl-C arrived during the step: stop between two steps
-                raise KeyboardInterrupt
+                raise _StopRequested
             if len(pending) == cfg.log_interval or self.step_in_epoch == total:
                 losses = read_losses([l for l, _, _ in pending], self.epoch + 1, self.step_in_epoch,
                                      "lower --lr, or clip gradients with --clip-grad 1.0")
@@ -443,8 +513,11 @@ class Trainer:
                                  seed=self.cfg.seed, transform=self.test_loader.transform, device=self.device)
         optim.swa_utils.update_bn(loader, self.model, max_images=self.cfg.bn_recalibration)
 
-    def evaluate(self):
-        logits, targets = predict_logits(self.model, self.test_loader, self.cfg.tta_flip, self.cfg.tta_shift)
+    def evaluate(self, tta=None):
+        """test_loss and test_acc with the test-time augmentation ``tta`` = [flip, shift]
+        (default: the config's tta_flip and tta_shift)."""
+        flip, shift = tta or (self.cfg.tta_flip, self.cfg.tta_shift)
+        logits, targets = predict_logits(self.model, self.test_loader, flip, shift)
         with no_grad():
             loss = float(cross_entropy(Tensor(logits), Tensor(targets)).item())
         return dict(test_loss=loss, test_acc=metrics.accuracy(logits, targets))
@@ -452,9 +525,9 @@ class Trainer:
     def fit(self):
         """Train to ``cfg.epochs``; returns the history (one dict per epoch)."""
         cfg = self.cfg
-        self._write_json("config.json", dataclasses.asdict(cfg))
         wall = self.history[-1]["wall_time"] if self.history else 0.0
-        with _deferred_interrupt(self):
+        with self.run_dir, _deferred_interrupt(self):  # the lock, again after an earlier fit
+            self._write_json("config.json", dataclasses.asdict(cfg))
             try:
                 while self.epoch < cfg.epochs:
                     t0 = time.perf_counter()
@@ -465,6 +538,8 @@ class Trainer:
                     if tested and cfg.bn_recalibration and self.train_crop(self.epoch) is not None:
                         self.recalibrate_bn()
                     row.update(self.evaluate() if tested else dict(test_loss=None, test_acc=None))
+                    if cfg.final_tta and self.epoch + 1 == cfg.epochs:
+                        row.update({"tta_" + k: v for k, v in self.evaluate(cfg.final_tta).items()})
                     wall += time.perf_counter() - t0
                     row.update(epoch=self.epoch + 1, lr=self.optimizer.param_groups[0]["lr"], wall_time=wall)
                     self.history.append(row)
@@ -476,16 +551,23 @@ class Trainer:
                     self._write_metrics()
                     test = (f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}" if tested
                             else f"test every {cfg.eval_every} epochs")
+                    if "tta_test_acc" in row:
+                        test += f" ({row['tta_test_acc']:.4f} with {_tta_name(cfg.final_tta)})"
                     self.log(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
                              f"{test} | {row['images_per_s']:.0f} img/s at {row['train_size']}px | {wall / 60:.1f} min")
-            except KeyboardInterrupt:
-                if not self._interrupted:  # a second Ctrl-C: the state may be mid-update
-                    print("\nstopped without saving; the last checkpoint is from the end of the last epoch",
-                          flush=True)
-                    raise
+            except _StopRequested:
                 path = self.save_checkpoint("last.tvz")
                 print(f"\ninterrupted at epoch {self.epoch + 1}, step {self.step_in_epoch}; saved {path}. "
                       f"Continue with: python -m tinyvision train --resume {cfg.out}", flush=True)
+                raise
+            except KeyboardInterrupt:  # a second Ctrl-C, maybe mid-step: the state is not saved
+                if self.last_saved is None:
+                    saved = "no checkpoint was saved"
+                else:
+                    epoch, step = self.last_saved
+                    saved = (f"the last checkpoint, {os.path.join(cfg.out, 'last.tvz')}, is from "
+                             + (f"epoch {epoch + 1}, step {step}" if step else f"the end of epoch {epoch}"))
+                print(f"\nstopped at once, without saving; {saved}", flush=True)
                 raise
         return self.history
 
@@ -493,12 +575,15 @@ class Trainer:
         """The line the commands print when a run ends (best among the tested epochs)."""
         if not self.history:
             return f"done: no epochs trained (epochs={self.cfg.epochs}); run folder {self.cfg.out}"
-        return (f"done: {len(self.history)} epochs, best test accuracy {self.best_acc:.4f}, "
-                f"{self.history[-1]['wall_time'] / 60:.1f} min; run folder {self.cfg.out}")
+        last = self.history[-1]
+        tta = (f" ({last['tta_test_acc']:.4f} after the last epoch with {_tta_name(self.cfg.final_tta)})"
+               if "tta_test_acc" in last else "")
+        return (f"done: {len(self.history)} epochs, best test accuracy {self.best_acc:.4f}{tta}, "
+                f"{last['wall_time'] / 60:.1f} min; run folder {self.cfg.out}")
 
     def _write_metrics(self):
         keys = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time",
-                "images_per_s", "train_size", "wall_time"]
+                "images_per_s", "train_size", "wall_time", "tta_test_loss", "tta_test_acc"]
         with atomic_open(os.path.join(self.cfg.out, "metrics.csv"), "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
             writer.writeheader()
@@ -507,6 +592,16 @@ class Trainer:
 
     def _write_json(self, name, obj):
         write_json(os.path.join(self.cfg.out, name), obj)
+
+
+def _tta_name(tta):
+    """[True, 2] -> 'flip + shift 2 TTA'."""
+    flip, shift = tta
+    return " + ".join((["flip"] if flip else []) + ([f"shift {shift}"] if shift else []) or ["no"]) + " TTA"
+
+
+class _StopRequested(KeyboardInterrupt):
+    """The first Ctrl-C, acted on between two optimizer steps (the run is saved)."""
 
 
 class _deferred_interrupt:
