@@ -170,7 +170,7 @@ def test_load_pretrained_says_what_the_file_is(files, tmp_path):
     cut = tmp_path / "cut.safetensors"
     data = open(files["weights.safetensors"], "rb").read()
     cut.write_bytes(data[:len(data) // 2])
-    with pytest.raises(CheckpointError, match=r"cut.safetensors is a damaged .safetensors file \(truncated or corrupted"):
+    with pytest.raises(CheckpointError, match=r"cut.safetensors is a damaged .safetensors file \(truncated"):
         transfer.build_finetune_model(str(cut), 5)
 
 
