@@ -199,3 +199,19 @@ def test_resume_needs_a_checkpoint_and_the_lock(cifar_dir, tmp_path):
     os.remove(run / ".lock")
     Trainer.resume(str(run), progress=False, log=None).close()
     assert not (run / ".lock").exists()
+
+
+def test_the_command_line_numbers_refuses_and_resumes_a_copy(cifar_dir, tmp_path):
+    from clirun import assert_fails, run_cli
+    common = ["--data", cifar_dir, "--batch-size", "25", "--epochs", "1", "--no-progress"]
+    for expected in ("runs/resnet20", "runs/resnet20-2"):
+        r = run_cli("train", *common, cwd=tmp_path)
+        assert r.returncode == 0 and f"run folder: {expected}\n" in r.stdout, r.stdout + r.stderr
+    run, copy = tmp_path / "runs" / "resnet20", tmp_path / "copy"
+    before = snapshot(run)
+    assert_fails(run_cli("train", "--out", run, *common, cwd=tmp_path), 2, str(run), "holds a run", "--resume",
+                 "--overwrite")
+    shutil.copytree(run, copy)
+    r = run_cli("train", "--resume", copy, "--epochs", "2", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert snapshot(run) == before and open(copy / "metrics.csv").read().count("\n") == 3
