@@ -42,6 +42,16 @@ def test_atomic_open_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path
     assert path.read_bytes() == b"old" and listing(tmp_path) == ["a.bin"]
 
 
+def test_a_full_disk_during_the_write_names_the_file(tmp_path):
+    """ENOSPC raised by write or fsync carries no file name; atomic_open adds the target's, so
+    the command line's one-line error can say which file did not fit."""
+    path = tmp_path / "last.tvz"
+    with pytest.raises(OSError, match="No space left") as info:
+        with fileio.atomic_open(path):
+            raise OSError(28, "No space left on device")  # as f.write raises it: no file name
+    assert info.value.filename == str(path) and info.value.errno == 28 and listing(tmp_path) == []
+
+
 def test_atomic_open_writers_of_one_path_do_not_share_a_temporary(tmp_path):
     path = tmp_path / "a.txt"
     with fileio.atomic_open(path, "w") as first:

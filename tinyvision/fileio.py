@@ -60,9 +60,11 @@ def atomic_open(path, mode="wb", **open_kwargs):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = path  # a full disk (ENOSPC) in write or fsync names no file: name ours
         raise
     _fsync_folder(folder)
 
