@@ -1,4 +1,5 @@
-"""Model zoo: ResNets (CIFAR and ImageNet layouts) and Vision Transformers, built by name.
+"""Model zoo: ResNets (CIFAR and ImageNet layouts), Vision Transformers and the CIFAR speed-run
+net (``cifar_speedrun``, airbench-like), built by name.
 
     model = tv.models.create("resnet20", num_classes=10)     # or tv.models.resnet20()
     tv.models.list_models("vit_*")
@@ -13,6 +14,7 @@ from .resnet import (BasicBlock, Bottleneck, PadShortcut, ResNet, plain20, plain
 from .vit import (Block, DropPath, Mlp, PatchEmbed, VisionTransformer, resample_pos_embed,
                   vit_base_patch16_224, vit_cifar_small, vit_cifar_tiny, vit_lite_7_4,
                   vit_small_patch16_224, vit_tiny_patch16_224)
+from .speedrun import SpeedrunBlock, SpeedrunNet, cifar_speedrun, identity_init_, init_whitening
 from .pretrained import load_pretrained, save_pretrained, torchvision_vit_to_timm
 from .finetune import freeze, unfreeze
 from .summary import ModelSummary, summary

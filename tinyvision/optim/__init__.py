@@ -1,4 +1,5 @@
-"""Optimizers, learning-rate schedules and gradient clipping (PyTorch's ``torch.optim`` names).
+"""Optimizers, learning-rate schedules and gradient clipping (PyTorch's ``torch.optim`` names),
+and the weight averaging and freezing of fast CIFAR recipes (``Lookahead``, ``FreezeAfter``).
 
     opt = optim.AdamW(optim.param_groups_weight_decay(model, 0.05), lr=1e-3)
     sched = optim.LinearWarmup(optim.CosineAnnealingLR(opt, T_max=total - W), warmup_steps=W)
@@ -9,6 +10,9 @@
 """
 from .optimizer import Optimizer, required
 from .groups import param_groups_weight_decay
+from .norm_bias import param_groups_norm_bias
+from .lookahead import Lookahead
+from .freeze import FreezeAfter
 from .sgd import SGD
 from .adam import Adam, AdamW
 from .lr_scheduler import (CosineAnnealingLR, LinearWarmup, LRScheduler, MultiStepLR, OneCycleLR,
@@ -16,6 +20,7 @@ from .lr_scheduler import (CosineAnnealingLR, LinearWarmup, LRScheduler, MultiSt
 from .clip import clip_grad_norm_, clip_grad_value_
 from . import swa_utils
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "param_groups_weight_decay", "LRScheduler", "StepLR",
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "param_groups_weight_decay", "param_groups_norm_bias",
+           "Lookahead", "FreezeAfter", "LRScheduler", "StepLR",
            "MultiStepLR", "CosineAnnealingLR", "LinearWarmup", "OneCycleLR", "clip_grad_norm_",
            "clip_grad_value_", "required", "swa_utils"]
