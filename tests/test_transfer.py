@@ -299,9 +299,34 @@ def test_cli_pretrain_then_finetune(tmp_path, capsys):
                 + common) == 0
     with pytest.raises(ValueError, match="padding"):   # crops would leak border positions
         _run(["pretrain", "--method", "position", "--model", "vit_cifar_tiny", "--augment", "crop_flip",
-              "--out", pre] + common)
+              "--out", str(tmp_path / "crops")] + common)
+    assert not os.path.exists(tmp_path / "crops")     # a refused start leaves no folder
     with pytest.raises(InputError, match="--num-classes 3"):
         _run(["finetune", backbone, "--num-classes", "3", "--classes", "5-9", "--out", str(tmp_path / "x")] + common)
+
+
+def test_cli_pretrain_and_finetune_never_write_into_another_run(tmp_path, monkeypatch, capsys):
+    """Without --out each run gets a fresh runs/TASK[-N]; an --out holding a run is refused
+    unless --overwrite; a start that fails (an unreadable checkpoint) leaves no folder behind."""
+    from tinyvision.errors import CheckpointError, RunDirError
+    root = os.path.dirname(write_cifar_batches(str(tmp_path), n_train=40, n_test=20))
+    monkeypatch.chdir(tmp_path)
+    common = ["--data", root, "--epochs", "1", "--batch-size", "10", "--no-progress"]
+    pretrain = ["pretrain", "--method", "rotation", "--model", "resnet20"] + common
+    assert _run(pretrain) == 0 and _run(pretrain) == 0
+    assert sorted(os.listdir("runs")) == ["pretrain_rotation_resnet20", "pretrain_rotation_resnet20-2"]
+    first = os.path.join("runs", "pretrain_rotation_resnet20")
+    weights = open(os.path.join(first, "backbone.safetensors"), "rb").read()
+    with pytest.raises(RunDirError, match="holds a run"):
+        _run(pretrain + ["--out", first])
+    assert open(os.path.join(first, "backbone.safetensors"), "rb").read() == weights
+    assert _run(pretrain + ["--out", first, "--overwrite"]) == 0
+    bad = tmp_path / "bad.tvz"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        _run(["finetune", str(bad)] + common)
+    assert not any(name.startswith("finetune") for name in os.listdir("runs"))
+    capsys.readouterr()
 
 
 # ------------------------------------------------------------------ the experiment runner

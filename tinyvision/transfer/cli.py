@@ -5,11 +5,13 @@ Every argument is checked before any work starts (argparse types that name the f
 pairs of flags that must agree in ``cmd_*``), so a mistake costs no data loading.
 """
 import argparse
+import contextlib
 import dataclasses
 import math
 import os
 
-from .. import models
+from .. import models, rundir
+from ..data import resolve_cifar10
 from ..errors import InputError
 from ..train import TrainConfig
 from .finetune import MODES
@@ -61,7 +63,10 @@ def model_name(text):
 
 def _add_loop_args(p, epochs):
     """Options shared with ``train``: None means "the recipe's value"."""
-    p.add_argument("--data", default=TrainConfig().data, help="CIFAR-10 location (as for train)")
+    p.add_argument("--data", help="CIFAR-10 location (as for train: default a copy in datasets/cache/, "
+                                  "downloaded there if missing)")
+    p.add_argument("--no-download", action="store_true", help="as for train")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out (as for train)")
     p.add_argument("--epochs", type=bounded(int, 1), default=epochs)
     p.add_argument("--lr", type=bounded(float, 0, low_open=True),
                    help="peak lr (of the head, when fine-tuning); default: the recipe's")
@@ -82,6 +87,26 @@ def _config(args, **fields):
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in names and v is not None}
     return TrainConfig(**dict(values, **fields))
+
+
+def _claim(args, name):
+    """The run folder, claimed before any data loads: --out, or a fresh runs/NAME[-N]
+    (``rundir.claim``); the data located (or downloaded) next."""
+    run = rundir.claim(args.out, name, args.overwrite)
+    with _released_on_error(run):
+        args.data = resolve_cifar10(args.data, download=not args.no_download, progress=not args.no_progress)
+    return run
+
+
+@contextlib.contextmanager
+def _released_on_error(run):
+    """Let go of ``run`` (and remove it if this run created it and wrote nothing) when the
+    block fails, so that a failed start leaves no empty or locked folder behind."""
+    try:
+        yield
+    except BaseException:
+        run.release(discard=True)
+        raise
 
 
 def _check_finetune(args):
@@ -105,9 +130,10 @@ def cmd_finetune(args):
         source=args.checkpoint, mode=args.mode, backbone_lr_scale=args.backbone_lr_scale,
         freeze_stages=args.freeze_stages, classes=args.classes, label_fraction=args.label_fraction,
         model=args.model, img_size=args.img_size, strict=not args.allow_missing)
-    out = args.out or os.path.join("runs", "finetune_" + os.path.splitext(os.path.basename(args.checkpoint))[0])
-    trainer = FinetuneTrainer(_config(args, model=args.model or "resnet20", out=out), options,
-                              progress=not args.no_progress)
+    run = _claim(args, "finetune_" + os.path.splitext(os.path.basename(args.checkpoint))[0])
+    with _released_on_error(run):
+        trainer = FinetuneTrainer(_config(args, model=args.model or "resnet20", out=run.path), options,
+                                  progress=not args.no_progress, run_dir=run)
     result, head = trainer.info["load"], classifier_prefixes(trainer.model)
     random = [k for k in result.missing_keys + [m[0] for m in result.mismatched_keys] if k.split(".")[0] not in head]
     print(f"{trainer.info['architecture']} from {args.checkpoint}: a new head for {len(trainer.classes)} classes "
@@ -128,14 +154,15 @@ def cmd_pretrain(args):
         raise InputError(f"--method {args.method} needs a Vision Transformer --model ({', '.join(vits)}), not "
                          f"{args.model}; --method rotation works with any model")
     kwargs = {"mask_ratio": args.mask_ratio} if args.method == "mae" else {}
-    out = args.out or os.path.join("runs", f"pretrain_{args.method}_{args.model}")
-    cfg = _config(args, out=out, label_smoothing=0.0)
-    trainer = PretextTrainer(cfg, args.method, progress=not args.no_progress, **kwargs)
+    run = _claim(args, f"pretrain_{args.method}_{args.model}")
+    with _released_on_error(run):
+        trainer = PretextTrainer(_config(args, out=run.path, label_smoothing=0.0), args.method,
+                                 progress=not args.no_progress, run_dir=run, **kwargs)
     try:
         trainer.fit()
     except KeyboardInterrupt:
         return 130
-    path = trainer.export(os.path.join(out, "backbone.safetensors"))
+    path = trainer.export(os.path.join(run.path, "backbone.safetensors"))
     print(trainer.summary())
     print(f"backbone weights: {path}  (fine-tune with: python -m tinyvision finetune {path} --data ...)")
     return 0
@@ -165,7 +192,7 @@ def add_subparsers(sub):
                    help="stratified fraction of the training labels, e.g. 0.01")
     p.add_argument("--img-size", type=bounded(int, 1), help="model input size: CIFAR images are resized to it "
                                                 "(e.g. 224 for vit_tiny_patch16_224; slow on a CPU)")
-    p.add_argument("--out", help="run folder (default runs/finetune_NAME)")
+    p.add_argument("--out", help="run folder (default: a fresh runs/finetune_NAME, runs/finetune_NAME-2, ...)")
     _add_loop_args(p, epochs=10)
     p.set_defaults(fn=cmd_finetune)
 
@@ -178,7 +205,7 @@ def add_subparsers(sub):
     p.add_argument("--model", type=model_name, default="resnet20")
     p.add_argument("--mask-ratio", type=bounded(float, 0, 1, low_open=True, high_open=True), default=0.75,
                    help="mae: fraction of patches hidden")
-    p.add_argument("--out", help="run folder (default runs/pretrain_METHOD_MODEL)")
+    p.add_argument("--out", help="run folder (default: a fresh runs/pretrain_METHOD_MODEL[-N])")
     _add_loop_args(p, epochs=10)
     p.set_defaults(fn=cmd_pretrain)
     return sub

@@ -214,7 +214,7 @@ class FinetuneTrainer(AdaptedTrainer):
     options (its ``model`` is replaced by the source's architecture); writes the same run
     folder as ``tinyvision train``, plus ``finetune.json`` (the options and what loaded)."""
 
-    def __init__(self, cfg, options, progress=True):
+    def __init__(self, cfg, options, progress=True, run_dir=None):
         kwargs = {"img_size": options.img_size} if options.img_size else {}
         backend.manual_seed(cfg.seed)   # the new head's initialisation is part of the run
         # the weights before the data: a file that does not fit fails before CIFAR-10 is decoded
@@ -227,7 +227,7 @@ class FinetuneTrainer(AdaptedTrainer):
                                   model_kwargs=dict(cfg.model_kwargs, **self.info["model_kwargs"]))
         recipe = cfg.resolved()
         groups = finetune_param_groups(model, recipe.lr, recipe.weight_decay, options.backbone_lr_scale)
-        super().__init__(cfg, model, train_set, test_set, groups, progress=progress)
+        super().__init__(cfg, model, train_set, test_set, groups, progress=progress, run_dir=run_dir)
         self.options = options
         self.frozen_norms = frozen_norms(self.model)
         result = self.info["load"]

@@ -64,11 +64,13 @@ class AdaptedTrainer(Trainer):
     ``cfg.model`` must name the model's architecture (it selects the recipe). ``cfg.subset``
     and ``cfg.test_subset`` are left to the caller, who chose the data.
     Not resumable with ``Trainer.resume`` (which rebuilds from the config alone).
+    ``run_dir``: a run folder already claimed (``rundir.claim``), as the command line does to
+    name a new folder after the task (runs/finetune_NAME, runs/pretrain_METHOD_MODEL).
     """
 
-    def __init__(self, cfg, model, train_set, test_set, param_groups=None, progress=True):
+    def __init__(self, cfg, model, train_set, test_set, param_groups=None, progress=True, run_dir=None):
         self.param_groups = param_groups
-        super().__init__(cfg, progress=progress, model=model, datasets=(train_set, test_set))
+        super().__init__(cfg, progress=progress, model=model, datasets=(train_set, test_set), run_dir=run_dir)
 
     def build_transforms(self):
         # the model's own input size and normalisation (a 224x224 backbone gets resized images)
@@ -95,7 +97,7 @@ class PretextTrainer(AdaptedTrainer):
     compare. ``export(path)`` writes the backbone as ``.safetensors`` for fine-tuning.
     Position prediction trains with flips only (cfg.augment None -> 'flip'), see below."""
 
-    def __init__(self, cfg, method, progress=True, datasets=None, **task_kwargs):
+    def __init__(self, cfg, method, progress=True, datasets=None, run_dir=None, **task_kwargs):
         if method == "position":
             # Random crops pad with a constant: a patch holding padding gives its border
             # position away, a shortcut that does not exist on test images. Flips only.
@@ -106,7 +108,7 @@ class PretextTrainer(AdaptedTrainer):
         backend.manual_seed(cfg.seed)   # the task's initialisation is part of the run
         self.task = build_pretext(method, cfg.model, cfg.model_kwargs, **task_kwargs)
         train_set, test_set = datasets if datasets is not None else load_datasets(cfg)
-        super().__init__(cfg, self.task, train_set, test_set, progress=progress)
+        super().__init__(cfg, self.task, train_set, test_set, progress=progress, run_dir=run_dir)
 
     def compute_loss(self, x, y):
         loss, acc = self.model.loss(x)
