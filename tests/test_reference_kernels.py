@@ -15,6 +15,7 @@ import pytest
 import tinyvision as tv
 import tinyvision.ops as F
 from tinyvision import kernels, parallel
+from test_parallel import parts_seen  # noqa: F401  (a fixture: map_parts calls and their parts)
 
 
 @pytest.fixture(autouse=True)
@@ -26,20 +27,6 @@ def fast_by_default():
         parallel.set_num_threads(2)
         yield
     parallel.set_num_threads(threads)
-
-
-@pytest.fixture
-def parts_seen(monkeypatch):
-    """The number of parts each parallel.map_parts call ran (2: work split over two threads)."""
-    seen = []
-    original = parallel.map_parts
-
-    def spy(fn, items, threads=None):
-        results = original(fn, items, threads)
-        seen.append(len(results))
-        return results
-    monkeypatch.setattr(parallel, "map_parts", spy)
-    return seen
 
 
 # ------------------------------------------------------------------ the switch
