@@ -1,7 +1,7 @@
 """tinyvision: a from-scratch deep-learning library for computer vision on NumPy and CuPy."""
 from . import backend, parallel
 from .backend import (cuda_available, get_default_device, manual_seed, set_default_device)
-from .parallel import get_num_threads, set_num_threads
+from .parallel import get_num_threads, restore_process_settings, set_num_threads
 from .kernels import use_reference_kernels
 from .tensor import Tensor, arange, is_grad_enabled, no_grad, ones, rand, randn, tensor, zeros
 from .ops import (abs, cat, chunk, clip, concatenate, exp, flatten, gelu, log, log_softmax,
