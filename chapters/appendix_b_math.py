@@ -155,10 +155,10 @@ print("gradient == (p - onehot) / N:", np.allclose(zt.grad.numpy(), (stable - on
 # Each exercise has a cell to fill in (its answer starts as `None`, or a function that returns
 # `None`) and a self-check cell below it that prints **PASS** or **FAIL** with what is wrong.
 # Predict before you compute where the exercise asks for a prediction. Solutions:
-# `chapters/solutions/appendix_b_math.py`; the checks: `chapters/_checks.py`.
+# `chapters/solutions/appendix_b_math.py`; the checks: `chapters/checks/appendix_b.py`.
 
 # %%
-import _checks as check
+from checks import appendix_b as check
 
 # %% [markdown]
 # ### Exercise 1: the best step in float32 (predict)

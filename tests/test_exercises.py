@@ -1,8 +1,8 @@
 """Every chapter exercise's self-check FAILs on the stub as it stands in the notebook and PASSes
 on the solution in chapters/solutions/CHAPTER.py.
 
-An exercise is a markdown heading that begins "Exercise N" (chapters/_checks.py has the
-convention); its section runs to the next heading. The exercise cells are those under the
+An exercise is a markdown heading that begins "Exercise N" (chapters/checks/__init__.py has
+the convention); its section runs to the next heading. The exercise cells are those under the
 chapter's first heading that begins "Exercise" (its "Exercises" introduction) and the numbered
 sections after it, up to the first heading that does not begin "Exercise". A code cell there
 that starts with ``check.`` is a self-check; the others are the stubs (and the introduction's
@@ -118,7 +118,7 @@ def test_a_self_check_explains_a_wrong_answer(capsys):
     """A wrong answer, a wrong shape and a raising function each FAIL with their reason."""
     import sys
     sys.path.insert(0, CHAPTERS)
-    import _checks as check
+    from checks import appendix_b as check
     check.false_alarm_rate(0.05)
     check.smoothed_cross_entropy_grad(lambda z, y, eps: z[:, :2])
     check.softmax_backward(lambda p, grad: grad)            # the Jacobian left out

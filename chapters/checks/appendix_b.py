@@ -1,51 +1,11 @@
-"""The self-checks of the chapters' exercises: each prints one line, PASS or FAIL and why.
-
-An exercise is a markdown heading that begins "Exercise N", a stub cell the student fills in
-(a value left as None, or a function whose body is ``return None  # your code``) and a
-self-check cell ``check.NAME(answer, ...)``, ``check`` being this module (the chapter imports it
-under its "Exercises" heading). A check builds its own inputs and reference (a gradient check,
-shapes, reference values), so it needs nothing else from the chapter; its message says what is
-wrong in terms the student can act on. The solutions are in ``chapters/solutions/CHAPTER.py``,
-defining the stubs' names; tests/test_exercises.py runs every self-check on the stubs as they
-stand in the notebook (each must FAIL) and on the solutions (each must PASS). A new chapter's
-exercises add their checks here, under a heading of their own.
-"""
-import functools
-
+"""Self-checks of appendix B's exercises (numerical gradients, Bayes, softmax and cross-entropy)."""
 import numpy as np
 
 import tinyvision as tv
 from tinyvision.tensor import Function
 
+from . import as_array, self_check
 
-def self_check(fn):
-    """Turn ``fn(*answers) -> (passed, message)`` into a self-check that prints
-    ``PASS name: message`` or ``FAIL name: message``. An answer still None, and an exception
-    raised by the student's code, are FAILs that say so."""
-    @functools.wraps(fn)
-    def check(*answers):
-        if any(a is None for a in answers):
-            passed, message = False, "no answer yet: fill in the cell above (it is still None)"
-        else:
-            try:
-                passed, message = fn(*answers)
-            except Exception as e:      # the student's code failed: report it as the check's verdict
-                passed, message = False, f"your code raised {type(e).__name__}: {e}"
-        print(f"{'PASS' if passed else 'FAIL'} {fn.__name__}: {message}")
-    return check
-
-
-def _array(value, shape, what):
-    """``value`` as a float64 array of ``shape``, or the one-line reason it is not."""
-    if value is None:
-        return None, f"{what} returned None; return an array of shape {shape}"
-    value = np.asarray(value, dtype=np.float64)
-    if value.shape != shape:
-        return None, f"{what} has shape {value.shape}, expected {shape}"
-    return value, None
-
-
-# ---------------------------------------------------------------- appendix B
 def _central_difference_error(h, dtype=np.float32):
     """Mean |(sin(x + h) - sin(x - h)) / 2h - cos(x)| over 401 points x in [0.5, 1.5], computed
     in ``dtype``: the error a finite-difference gradient check with step h makes there."""
@@ -113,7 +73,7 @@ def _gradcheck(forward, backward, z, hint):
 def softmax_backward(backward):
     """Exercise: softmax's backward pass, dL/dz from p and dL/dp, checked by tv.gradcheck."""
     p = np.random.default_rng(1).dirichlet(np.ones(5), size=4)
-    _, problem = _array(backward(p, np.ones_like(p)), p.shape, "softmax_backward(p, grad)")
+    _, problem = as_array(backward(p, np.ones_like(p)), p.shape, "softmax_backward(p, grad)")
     if problem:
         return False, problem
     return _gradcheck(_softmax, lambda z, p, grad: backward(p, grad), np.random.default_rng(2).normal(size=(4, 5)),
@@ -126,7 +86,7 @@ def smoothed_cross_entropy_grad(grad_fn, eps=0.1):
     against central differences of the loss."""
     rng = np.random.default_rng(3)
     z, y = rng.normal(size=(4, 5)) * 2, rng.integers(0, 5, size=4)
-    _, problem = _array(grad_fn(z.copy(), y.copy(), eps), z.shape, "smoothed_cross_entropy_grad(z, y, eps)")
+    _, problem = as_array(grad_fn(z.copy(), y.copy(), eps), z.shape, "smoothed_cross_entropy_grad(z, y, eps)")
     if problem:
         return False, problem
     q = np.full(z.shape, eps / z.shape[1])
