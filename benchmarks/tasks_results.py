@@ -3,7 +3,7 @@
     python benchmarks/tasks_results.py --data datasets/cache/cifar10-jpeg.tar.gz [--only detect:resnet ...]
         [--pretrained resnet20=runs/resnet20/best.tvz --backbone-lr-scale 0.1] [--tta-flip]
 
-Trains each (task, backbone) pair with ``tinyvision.tasks.engine.fit``, writes
+Trains each (task, backbone) pair with ``tinyvision.tasks.loop.fit``, writes
 OUT/<task>_<backbone>/ (checkpoint, metrics.json) and OUT/results_<pairs>.json, and prints a
 markdown table: AP@0.5, AP@[.5:.95], precision and recall at IoU 0.5 for detection; mIoU and
 pixel accuracy for segmentation (with --tta-flip also scored with each scene averaged with its
@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from tinyvision.fileio import write_json  # noqa: E402
 from tinyvision.tasks.backbones import BACKBONES  # noqa: E402
-from tinyvision.tasks.engine import TaskConfig, evaluate, fit  # noqa: E402
+from tinyvision.tasks.loop import TaskConfig, evaluate, fit  # noqa: E402
 from tinyvision.tasks.scenes import scene_splits  # noqa: E402
 from tinyvision.transfer.splits import parse_classes  # noqa: E402
 

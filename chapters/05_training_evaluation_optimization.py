@@ -90,7 +90,7 @@ plt.show()
 # one, then 12 epochs on whole images): 87.0% plain, 88.4% averaging each image's mirror and
 # shifts by 2 pixels, in 112 minutes with the evaluation; a second seed gave 86.8% and 88.3%.
 # While the crops last, the test accuracy trails partly because batch norm's running statistics
-# describe crops; `tv.optim.swa_utils.update_bn(loader, model)` re-estimates them on whole images
+# describe crops; `tv.nn.utils.update_bn(loader, model)` re-estimates them on whole images
 # (`train` does so before it tests a crop epoch).
 
 # %% [markdown]

@@ -1,8 +1,9 @@
 """Helpers the chapter notebooks share: where the data comes from, a short training loop
 assembled from tinyvision's own pieces, and a demo scene for the classical-vision chapter.
 
-Nothing here re-implements the library: the loop calls ``tinyvision.train``'s optimizer,
-schedule and transform builders, ``tinyvision.data.DataLoader`` and the fused cross-entropy.
+Nothing here re-implements the library: the loop runs ``tinyvision.train.train_step`` (the
+step every loop of the library takes) on ``classification_loss``, with the recipe's optimizer,
+schedule and transforms (``tinyvision.recipes``) and ``tinyvision.data.DataLoader``.
 What it adds is an in-memory data set, so the same notebook runs on real CIFAR-10 (when
 ``datasets/cache/cifar10-jpeg.tar.gz`` or ``$TINYVISION_DATA`` exists) and on a small
 synthetic stand-in (continuous integration has no data).
@@ -15,9 +16,10 @@ import numpy as np
 
 import tinyvision as tv
 from tinyvision import data, metrics
-from tinyvision.ops import cross_entropy
-from tinyvision.train import (TrainConfig, build_optimizer, build_scheduler, build_transform,
-                              predict_logits, read_losses)
+from tinyvision.evaluate import predict_logits
+from tinyvision.progress import read_losses
+from tinyvision.recipes import TrainConfig, build_optimizer, build_scheduler, build_transform
+from tinyvision.train import classification_loss, train_step
 
 QUICK = os.environ.get("TINYVISION_QUICK", "0") == "1"
 CIFAR_FILE = os.path.join("datasets", "cache", "cifar10-jpeg.tar.gz")
@@ -138,7 +140,7 @@ def evaluate(model, dataset, batch_size=500):
 
 def fit(model, split, recipe="resnet_sgd", epochs=1, time_budget=None, sampler=None, class_weight=None,
         seed=0, verbose=True, **overrides):
-    """Train ``model`` on ``split.train`` with one of ``tinyvision.train.RECIPES`` (fields of
+    """Train ``model`` on ``split.train`` with one of ``tinyvision.recipes.RECIPES`` (fields of
     ``TrainConfig`` such as lr, batch_size, augment, schedule, weight_decay, label_smoothing,
     clip_grad override it) and evaluate on ``split.test`` after every epoch.
 
@@ -154,6 +156,9 @@ def fit(model, split, recipe="resnet_sgd", epochs=1, time_budget=None, sampler=N
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, len(loader))
     weight = None if class_weight is None else np.asarray(class_weight, np.float32)
+
+    def objective(x, y):
+        return classification_loss(model, x, y, label_smoothing=cfg.label_smoothing, weight=weight)
     history, wall, images = [], 0.0, 0
     for epoch in range(epochs):
         model.train()
@@ -161,16 +166,9 @@ def fit(model, split, recipe="resnet_sgd", epochs=1, time_budget=None, sampler=N
         # would synchronise a GPU (and copy the logits to the host) at every batch
         losses, hits, seen, start = [], [], 0, time.perf_counter()
         for x, y in loader:
-            logits = model(x)
-            loss = cross_entropy(logits, y, weight=weight, label_smoothing=cfg.label_smoothing)
-            optimizer.zero_grad()
-            loss.backward()
-            if cfg.clip_grad:
-                tv.optim.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.data)
-            hits.append((logits.data.argmax(axis=1) == y.data).sum())
+            loss, correct = train_step(model, optimizer, objective, x, y, cfg.clip_grad, scheduler)
+            losses.append(loss)
+            hits.append(correct)
             seen += len(y)
             if time_budget is not None and wall + time.perf_counter() - start > time_budget:
                 break

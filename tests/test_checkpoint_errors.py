@@ -16,7 +16,8 @@ import pytest
 import tinyvision as tv
 from tinyvision import models, transfer
 from tinyvision.errors import CheckpointError
-from tinyvision.train import TrainConfig, load_checkpoint_model
+from tinyvision.evaluate import load_checkpoint_model
+from tinyvision.train import TrainConfig
 
 sys.path.insert(0, os.path.dirname(__file__))
 from cifar_fixture import CLASSES, write_cifar_batches  # noqa: E402

@@ -237,11 +237,11 @@ def test_a_diverged_run_stops_with_one_line_and_status_1(in_workspace, tmp_path,
 
 @pytest.mark.parametrize("where", ["data", "eval", "training"])
 def test_ctrl_c_anywhere_exits_130(where, in_workspace, tmp_path, capsys, monkeypatch):
-    from tinyvision import train
+    from tinyvision import evaluate, train
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
-    target = {"data": (tv.data, "CIFAR10"), "eval": (train, "predict_logits"),
+    target = {"data": (tv.data, "CIFAR10"), "eval": (evaluate, "predict_logits"),
               "training": (train.Trainer, "train_one_epoch")}[where]
     monkeypatch.setattr(*target, interrupt)
     argv = (["eval", "run/best.tvz", "--out", str(tmp_path)] if where == "eval" else

@@ -386,7 +386,7 @@ def test_clip_grad_value(rng):
         optim.clip_grad_value_(params, -1)
 
 
-# ------------------------------------------------------------------ swa_utils.update_bn
+# ------------------------------------------------------------------ nn.utils.update_bn
 def test_update_bn_averages_the_loaders_batch_statistics(rng):
     net = tv.nn.Sequential(tv.nn.Conv2d(3, 4, 3, padding=1, dtype=np.float64), tv.nn.BatchNorm2d(4, dtype=np.float64),
                            tv.nn.ReLU(), tv.nn.Conv2d(4, 2, 1, dtype=np.float64),
@@ -400,7 +400,7 @@ def test_update_bn_averages_the_loaders_batch_statistics(rng):
     # three batches with different statistics, the last one smaller; as (x, y) pairs
     batches = [(tv.Tensor(rng.normal(i, 1 + i, (n, 3, 5, 5)), dtype=np.float64), tv.Tensor(np.zeros(n)))
                for i, n in enumerate((6, 6, 3))]
-    assert optim.swa_utils.update_bn(batches, net) == 15
+    assert tv.nn.utils.update_bn(batches, net) == 15
 
     # expected: the plain mean over batches of each batch's mean and unbiased variance at each
     # layer's input, the layers before it normalising with batch statistics (training mode)
@@ -426,16 +426,16 @@ def test_update_bn_averages_the_loaders_batch_statistics(rng):
 def test_update_bn_max_images_bare_batches_and_errors(rng):
     bn = tv.nn.BatchNorm2d(2, dtype=np.float64)
     xs = [tv.Tensor(rng.normal(i, 1.0, (4, 2, 3, 3)), dtype=np.float64) for i in range(3)]  # bare
-    assert optim.swa_utils.update_bn(xs, bn, max_images=6) == 8            # stops after batch 2
+    assert tv.nn.utils.update_bn(xs, bn, max_images=6) == 8            # stops after batch 2
     np.testing.assert_allclose(bn.running_mean.numpy(),
                                (xs[0].numpy().mean(axis=(0, 2, 3)) + xs[1].numpy().mean(axis=(0, 2, 3))) / 2)
     before = bn.running_mean.numpy().copy()
     with pytest.raises(ValueError, match="no batches"):
-        optim.swa_utils.update_bn([], bn)
+        tv.nn.utils.update_bn([], bn)
     np.testing.assert_array_equal(bn.running_mean.numpy(), before)
     with pytest.raises(ValueError, match="max_images"):
-        optim.swa_utils.update_bn(xs, bn, max_images=0)
-    assert optim.swa_utils.update_bn(xs, tv.nn.Linear(3, 3)) == 0          # nothing to update
+        tv.nn.utils.update_bn(xs, bn, max_images=0)
+    assert tv.nn.utils.update_bn(xs, tv.nn.Linear(3, 3)) == 0          # nothing to update
 
 
 def test_update_bn_with_a_prefetching_data_loader(rng):
@@ -444,7 +444,7 @@ def test_update_bn_with_a_prefetching_data_loader(rng):
     loader = tv.data.DataLoader(dataset, batch_size=16, prefetch=2)
     bn = tv.nn.BatchNorm2d(3)
     threads = threading.active_count()
-    assert optim.swa_utils.update_bn(loader, bn, max_images=20) == 32
+    assert tv.nn.utils.update_bn(loader, bn, max_images=20) == 32
     for _ in range(50):                                  # stopped early: the prefetch thread ends
         if threading.active_count() == threads:
             break

@@ -39,7 +39,7 @@ def test_flip_tta_makes_the_prediction_mirror_symmetric():
     np.testing.assert_array_equal(tta_m[..., ::-1], tta)
     logits = (model(tv.tensor(x)).numpy() + model(tv.tensor(mirror)).numpy()[..., ::-1]) / 2
     np.testing.assert_array_equal(tta, logits.argmax(1))
-    from tinyvision.tasks.engine import predict
+    from tinyvision.tasks.loop import predict
     with pytest.raises(ValueError, match="segmentation, not 'detect'"):
         predict("detect", model, ds, tta_flip=True)
 
@@ -92,7 +92,7 @@ def test_results_script_scores_with_and_without_flip(tmp_path, capsys):
 
 
 def test_fit_stops_on_a_non_finite_loss(tmp_path):
-    from tinyvision.tasks.engine import TaskConfig, fit
+    from tinyvision.tasks.loop import TaskConfig, fit
     cfg = TaskConfig(task="segment", backbone="resnet", epochs=1, batch_size=2, lr=float("nan"),
                      out=str(tmp_path / "run"), model_kwargs=TINY["resnet"])
     with pytest.raises(FloatingPointError, match="segment loss became nan"):

@@ -13,7 +13,7 @@ from tinyvision.models.vit import resample_pos_embed
 from tinyvision.tasks import detection as D
 from tinyvision.tasks import segmentation as S
 from tinyvision.tasks.backbones import ViTBackbone, build_backbone
-from tinyvision.tasks.engine import TaskConfig, build_model, fit
+from tinyvision.tasks.loop import TaskConfig, build_model, fit
 from tinyvision.transfer.finetune import finetune_param_groups
 
 from cifar_fixture import write_cifar_batches

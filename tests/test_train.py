@@ -11,6 +11,7 @@ import pytest
 
 from cifar_fixture import write_cifar_batches
 from tinyvision.serialization import load
+from tinyvision.progressive import ProgressiveTrainer
 from tinyvision.train import Trainer, TrainConfig
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def test_eval_every_tests_those_epochs_and_the_last(cifar_dir, tmp_path):
 
 
 def test_translate_moves_the_image_and_fills_the_border():
-    from tinyvision.train import translate
+    from tinyvision.evaluate import translate
     a = np.arange(2 * 3 * 4, dtype=np.float32).reshape(1, 2, 3, 4)
     fill = np.array([-1.0, -2.0], np.float32).reshape(2, 1, 1)
     out = translate(a, 1, -2, fill)  # one pixel down, two left
@@ -77,7 +78,8 @@ def test_tta_averages_the_shifted_and_mirrored_views(cifar_dir):
     black (zero) padding, as RandomCrop does, then normalise; mirror; average the logits."""
     import tinyvision as tv
     from tinyvision import data
-    from tinyvision.train import build_transform, predict_logits
+    from tinyvision.evaluate import predict_logits
+    from tinyvision.recipes import build_transform
     model = tv.models.create("resnet20")
     test_set = data.CIFAR10(cifar_dir, train=False)
     images, labels = test_set.data[:6], np.asarray(test_set.targets[:6])
@@ -119,7 +121,7 @@ def interrupt_and_resume(trainer, monkeypatch, at_call):
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     monkeypatch.setattr(Trainer, "train_step", original)
-    return Trainer.resume(trainer.cfg.out, progress=False)
+    return type(trainer).resume(trainer.cfg.out, progress=False)
 
 
 def assert_same_weights(a, b):
@@ -155,13 +157,13 @@ def test_progressive_resizing_trains_crops_then_whole_images(cifar_dir, tmp_path
     kw = dict(model="resnet20", lr=0.05, epochs=3, prefetch=2, progressive=[[16, 1], [24, 2]])
     lines = []
     monkeypatch.setattr(Trainer, "train_step", record)
-    straight = Trainer(config(cifar_dir, tmp_path / "a", **kw), progress=False, log=lines.append)
+    straight = ProgressiveTrainer(config(cifar_dir, tmp_path / "a", **kw), progress=False, log=lines.append)
     straight.fit()
     assert sizes == [(0, 16, 16)] * 8 + [(1, 24, 24)] * 8 + [(2, 32, 32)] * 8
     assert [row["train_size"] for row in read_metrics(str(tmp_path / "a"))] == [16, 24, 32]
     assert [line.split(" | ")[2].split(" at ")[1] for line in lines] == ["16px", "24px", "32px"]
 
-    interrupted = Trainer(config(cifar_dir, tmp_path / "b", **kw), progress=False)
+    interrupted = ProgressiveTrainer(config(cifar_dir, tmp_path / "b", **kw), progress=False)
     resumed = interrupt_and_resume(interrupted, monkeypatch, at_call=11)  # epoch 2, step 3
     monkeypatch.setattr(Trainer, "train_step", record)
     sizes.clear()
@@ -174,8 +176,8 @@ def test_crop_epochs_are_tested_after_recalibrating_batch_norm(cifar_dir, tmp_pa
     """Before a crop epoch's test, batch norm's running statistics are re-estimated on whole
     training images (bn_recalibration of them); whole-image epochs are tested as they are, and
     the weights train exactly as without it (training mode uses batch statistics)."""
-    from tinyvision.optim import swa_utils
-    calls, original = [], swa_utils.update_bn
+    from tinyvision.nn import utils
+    calls, original = [], utils.update_bn
 
     def record(loader, model, max_images=None):
         sizes = []
@@ -188,13 +190,13 @@ def test_crop_epochs_are_tested_after_recalibrating_batch_norm(cifar_dir, tmp_pa
         calls.append((trainer.epoch, max_images, seen, set(sizes)))
         return seen
 
-    monkeypatch.setattr(swa_utils, "update_bn", record)
+    monkeypatch.setattr(utils, "update_bn", record)
     kw = dict(model="resnet20", lr=0.05, epochs=3, progressive=[[16, 1], [24, 2]])
-    trainer = Trainer(config(cifar_dir, tmp_path / "a", bn_recalibration=60, **kw), progress=False)
+    trainer = ProgressiveTrainer(config(cifar_dir, tmp_path / "a", bn_recalibration=60, **kw), progress=False)
     trainer.fit()
     assert calls == [(0, 60, 100, {(3, 32, 32)}), (1, 60, 100, {(3, 32, 32)})]  # batches of 50
     calls.clear()
-    plain = Trainer(config(cifar_dir, tmp_path / "b", bn_recalibration=0, **kw), progress=False)
+    plain = ProgressiveTrainer(config(cifar_dir, tmp_path / "b", bn_recalibration=0, **kw), progress=False)
     plain.fit()
     assert calls == []
     params = dict(plain.model.named_parameters())
@@ -212,10 +214,10 @@ def test_progressive_phases_are_checked_before_training(cifar_dir, tmp_path):
         with pytest.raises(ValueError, match=message):
             TrainConfig(model="resnet20", epochs=3, progressive=phases).resolved()
     with pytest.raises(ValueError, match="smaller than the 32-pixel training images, got \\[32\\]"):
-        Trainer(config(cifar_dir, tmp_path / "big", progressive=[[32, 1]]), progress=False)
+        ProgressiveTrainer(config(cifar_dir, tmp_path / "big", progressive=[[32, 1]]), progress=False)
     # a ViT's position embeddings fix its input size: refused before training starts
     with pytest.raises(ValueError, match="vit_cifar_tiny cannot train on 24px crops .*PatchEmbed expected"):
-        Trainer(config(cifar_dir, tmp_path / "vit", progressive=[[24, 1]]), progress=False)
+        ProgressiveTrainer(config(cifar_dir, tmp_path / "vit", progressive=[[24, 1]]), progress=False)
     args = build_parser().parse_args(["train", "--progressive", "20:6,24:16", "--bn-recalibration", "0"])
     assert args.progressive == [[20, 6], [24, 16]] and args.bn_recalibration == 0
     for text in ("24", "24:x", "24:1:2"):
@@ -243,7 +245,7 @@ def test_cli_train_reports_a_bad_setup_in_one_line(cifar_dir, tmp_path, capsys):
 def test_progressive_crop_windows_come_from_the_unpadded_image():
     # crop=24 replaces the padded 32-pixel crop: every training image is a 24 x 24 window of
     # its source (or that window mirrored), never a window reaching into padding
-    from tinyvision.train import build_transform
+    from tinyvision.recipes import build_transform
     images = np.random.default_rng(0).integers(1, 256, (16, 32, 32, 3), dtype=np.uint8)
     out = build_transform("crop_flip", (0, 0, 0), (1, 1, 1), crop=24)(images, np.random.default_rng(1))
     assert out.shape == (16, 3, 24, 24)
@@ -253,6 +255,68 @@ def test_progressive_crop_windows_come_from_the_unpadded_image():
         found = [(crop == w).all() or (crop[:, :, ::-1] == w).all()
                  for w in windows[n].reshape(-1, 3, 24, 24)]
         assert any(found), n
+
+
+def test_every_loop_takes_its_steps_through_train_step(cifar_dir, tmp_path, monkeypatch):
+    """Trainer, the detection and segmentation loop (tasks.loop) and the chapters' fit run one
+    step function, train.train_step; only the objective (and clipping) they hand it differs."""
+    from scene_fixture import tiny_scenes
+    from tinyvision import train
+    from tinyvision.tasks import loop
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "chapters"))
+    import _common
+    assert loop.train_step is train.train_step and _common.train_step is train.train_step
+    calls, real = [], train.train_step
+
+    def spy(model, optimizer, objective, x, y, clip_grad=0.0, scheduler=None):
+        calls.append((objective, clip_grad))
+        return real(model, optimizer, objective, x, y, clip_grad, scheduler)
+    for module in (train, loop, _common):
+        monkeypatch.setattr(module, "train_step", spy)
+
+    trainer = Trainer(config(cifar_dir, tmp_path / "run", epochs=1), progress=False, log=None)
+    trainer.fit()
+    assert calls == [(trainer.compute_loss, 1.0)] * 8   # 200 images in batches of 25; the ViT recipe clips at 1
+    calls.clear()
+    cfg = loop.TaskConfig(task="segment", backbone="resnet", epochs=1, batch_size=2, out=str(tmp_path / "task"),
+                          model_kwargs=dict(widths=(8, 16, 16), blocks=(1, 1, 1), width=16))
+    model, _ = loop.fit(cfg, tiny_scenes(4), tiny_scenes(2, seed=1), progress=False, log=lambda line: None)
+    assert calls == [(model.loss, 5.0)] * 2
+    calls.clear()
+    monkeypatch.setenv("TINYVISION_SYNTHETIC", "1")
+    split = _common.load_data(train_per_class=4, test_per_class=2)
+    _common.fit(_common.cifar_resnet(8, widths=(4, 8, 8)), split, epochs=1, batch_size=8, verbose=False)
+    assert len(calls) == 5 and {clip for _, clip in calls} == {0.0}
+
+
+def test_a_plain_trainer_refuses_crop_phases_and_the_command_line_picks_the_progressive_one(cifar_dir, tmp_path,
+                                                                                           capsys):
+    with pytest.raises(ValueError, match="progressive resizing .* needs tinyvision.progressive.ProgressiveTrainer"):
+        Trainer(config(cifar_dir, tmp_path / "a", model="resnet20", epochs=3, progressive=[[24, 1]]), progress=False)
+    assert not (tmp_path / "a").exists()   # refused before the run folder is claimed
+    # the recipe resnet20_cpu_2h sets progressive=[[24, 18]]: the command line trains it with
+    # ProgressiveTrainer, whose check of the crop size is what refuses a ViT here
+    from tinyvision import cli
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--recipe", "resnet20_cpu_2h", "--model", "vit_cifar_tiny", "--batch-size", "25",
+                  "--data", cifar_dir, "--out", str(tmp_path / "b")])
+    assert exit_.value.code == 2 and "vit_cifar_tiny cannot train on 24px crops" in capsys.readouterr().err
+
+
+def test_resume_refuses_weights_of_another_model_in_one_line(cifar_dir, tmp_path):
+    from tinyvision import errors, serialization
+    run = tmp_path / "run"
+    trainer = Trainer(config(cifar_dir, run, epochs=1), progress=False, log=None)
+    trainer.save_checkpoint("last.tvz")
+    trainer.close()
+    state = serialization.load(str(run / "last.tvz"))
+    state["model"]["head.weight"] = np.zeros((7, 3), np.float32)
+    serialization.save(state, str(run / "last.tvz"))
+    with pytest.raises(errors.CheckpointError) as err:
+        Trainer.resume(str(run), progress=False, log=None)
+    assert str(err.value).startswith(f"{run / 'last.tvz'} does not fit a vit_cifar_tiny")
+    assert "\n" not in str(err.value) and "head.weight: file has (7, 3)" in str(err.value)
+    assert not (run / ".lock").exists()
 
 
 def test_nan_loss_stops_with_a_clear_error(cifar_dir, tmp_path):
@@ -348,7 +412,7 @@ def test_a_second_ctrl_c_mid_step_stops_without_saving(cifar_dir, tmp_path, caps
 
 
 def test_named_recipe_sets_the_model_and_the_run_and_flags_override_it():
-    from tinyvision.train import RECIPES
+    from tinyvision.recipes import RECIPES
     cfg = TrainConfig(recipe="resnet20_cpu_2h").resolved()
     expected = dict(model="resnet20", epochs=30, progressive=[[24, 18]], eval_every=6, batch_size=512, lr=0.4,
                     label_smoothing=0.1, optimizer="sgd", nesterov=True, momentum=0.9, weight_decay=5e-4,
@@ -369,7 +433,8 @@ def test_named_recipe_sets_the_model_and_the_run_and_flags_override_it():
 def test_final_tta_tests_the_last_epoch_once_more(cifar_dir, tmp_path):
     from tinyvision import data
     from tinyvision.plots import read_metrics
-    from tinyvision.train import build_transform, predict_logits
+    from tinyvision.evaluate import predict_logits
+    from tinyvision.recipes import build_transform
     lines = []
     trainer = Trainer(config(cifar_dir, tmp_path / "run", model="resnet20", lr=0.05, final_tta=[True, 2]),
                       progress=False, log=lines.append)

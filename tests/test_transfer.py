@@ -13,6 +13,7 @@ import tinyvision as tv
 from tinyvision import models, optim, transfer
 from tinyvision.errors import InputError
 from tinyvision.transfer.trainer import scheduler_for_groups
+from tinyvision.evaluate import load_checkpoint_model
 from tinyvision.train import TrainConfig
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -289,7 +290,7 @@ def test_cli_pretrain_then_finetune(tmp_path, capsys):
     assert _run(["finetune", backbone, "--num-classes", "5", "--classes", "5-9", "--mode", "partial",
                  "--out", ft] + common) == 0
     assert os.path.exists(os.path.join(ft, "last.tvz")) and os.path.exists(os.path.join(ft, "finetune.json"))
-    model, cfg, classes = tv.train.load_checkpoint_model(os.path.join(ft, "last.tvz"))
+    model, cfg, classes = load_checkpoint_model(os.path.join(ft, "last.tvz"))
     assert classes == ["dog", "frog", "horse", "ship", "truck"] and model.head.weight.shape == (5, 64)
     # a pretext run's checkpoint works too (backbone. prefix stripped), and a fine-tune
     # checkpoint can itself be fine-tuned again, linear probe on all ten classes

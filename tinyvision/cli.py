@@ -14,7 +14,7 @@ import numpy as np
 
 from . import backend
 from .errors import InputError
-from .train import RECIPES, TrainConfig
+from .recipes import RECIPES, TrainConfig
 
 EXIT_STATUS = """exit status:
   0    done
@@ -152,19 +152,22 @@ def _data(path, no_download, progress=True):
 
 
 def cmd_train(args):
+    from .progressive import ProgressiveTrainer
     from .train import Trainer
     progress = not args.no_progress
     if args.resume:
         overrides = {"epochs": args.epochs} if args.epochs is not None else {}
         if args.data is not None:
             overrides["data"] = _data(args.data, True)
-        trainer = Trainer.resume(args.resume, progress=progress, **overrides)
+        # the saved config decides; a run without crop phases is the plain loop in this class too
+        trainer = ProgressiveTrainer.resume(args.resume, progress=progress, **overrides)
     else:
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
-        cfg.resolved()  # every option checked before the data is looked for (and perhaps downloaded)
+        # every option checked before the data is looked for (and perhaps downloaded)
+        trainer_class = ProgressiveTrainer if cfg.resolved().progressive else Trainer
         cfg.data = _data(args.data, args.no_download, progress)
-        trainer = Trainer(cfg, progress=progress, overwrite=args.overwrite)
+        trainer = trainer_class(cfg, progress=progress, overwrite=args.overwrite)
     trainer.fit()
     print(trainer.summary())
     return 0
@@ -173,7 +176,8 @@ def cmd_train(args):
 def cmd_eval(args):
     from . import data, metrics
     from .fileio import write_json
-    from .train import build_transform, load_checkpoint_model, predict_logits
+    from .evaluate import load_checkpoint_model, predict_logits
+    from .recipes import build_transform
     model, cfg, classes = load_checkpoint_model(args.checkpoint, args.device)
     # the shift is checked as a training run's is, against this checkpoint's model
     TrainConfig(model=cfg.model, model_kwargs=cfg.model_kwargs, tta_shift=args.tta_shift).resolved()
@@ -209,7 +213,7 @@ def cmd_predict(args):
     from . import ops
     from .data import Normalize, ToTensor
     from .tensor import Tensor, no_grad
-    from .train import load_checkpoint_model
+    from .evaluate import load_checkpoint_model
     pixels = [_read_image(path) for path in args.images]  # every image checked before the model loads
     model, cfg, classes = load_checkpoint_model(args.checkpoint, args.device)
     height, width = model.default_cfg["input_size"][1:]

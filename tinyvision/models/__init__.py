@@ -16,5 +16,5 @@ from .vit import (Block, DropPath, Mlp, PatchEmbed, VisionTransformer, resample_
                   vit_small_patch16_224, vit_tiny_patch16_224)
 from .speedrun import SpeedrunBlock, SpeedrunNet, cifar_speedrun, identity_init_, init_whitening
 from .pretrained import load_pretrained, save_pretrained, torchvision_vit_to_timm
-from .finetune import freeze, unfreeze
+from .freeze import freeze, unfreeze
 from .summary import ModelSummary, summary

@@ -20,6 +20,7 @@ import numpy as np
 from .. import backend, nn, ops
 from ..nn.module import new_parameter
 from ..nn.position import sincos_2d
+from ..ops.conv import _pair
 from ..ops.resize import interpolate
 from ..tensor import Tensor, no_grad
 from .registry import cifar_cfg, imagenet_cfg, register_model
@@ -35,7 +36,7 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=768):
         super().__init__()
-        self.img_size, self.patch_size = _pair(img_size), _pair(patch_size)
+        self.img_size, self.patch_size = _pair(img_size, "img_size"), _pair(patch_size, "patch_size")
         if any(s % p for s, p in zip(self.img_size, self.patch_size)):
             raise ValueError(f"image size {self.img_size} is not divisible by the patch size {self.patch_size}")
         self.grid_size = tuple(s // p for s, p in zip(self.img_size, self.patch_size))
@@ -54,10 +55,6 @@ class PatchEmbed(nn.Module):
 
     def extra_repr(self):
         return f"img_size={self.img_size}, patch_size={self.patch_size}, num_patches={self.num_patches}"
-
-
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 class Mlp(nn.Module):

@@ -18,9 +18,8 @@ from .adam import Adam, AdamW
 from .lr_scheduler import (CosineAnnealingLR, LinearWarmup, LRScheduler, MultiStepLR, OneCycleLR,
                            StepLR)
 from .clip import clip_grad_norm_, clip_grad_value_
-from . import swa_utils
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "param_groups_weight_decay", "param_groups_norm_bias",
            "Lookahead", "FreezeAfter", "LRScheduler", "StepLR",
            "MultiStepLR", "CosineAnnealingLR", "LinearWarmup", "OneCycleLR", "clip_grad_norm_",
-           "clip_grad_value_", "required", "swa_utils"]
+           "clip_grad_value_", "required"]

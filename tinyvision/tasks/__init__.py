@@ -5,10 +5,10 @@
 - ``backbones``: ResNet stages and ViT token grids as feature maps
 - ``detection``: CenterNet-style detector, focal loss, decoding, NMS, AP
 - ``segmentation``: U-Net and SETR decoders, mIoU
-- ``engine``: the training loop, evaluation and checkpoints; ``draw``: PNGs; ``cli``: commands
+- ``loop``: the training loop, evaluation and checkpoints; ``draw``: PNGs; ``cli``: commands
 """
-from . import annotations, detection, draw, engine, scenes, segmentation
+from . import annotations, detection, draw, loop, scenes, segmentation
 from .detection import CenterNet, average_precision, batched_nms, decode, encode_targets, focal_loss, nms
-from .engine import TaskConfig, evaluate, fit, load_checkpoint
+from .loop import TaskConfig, evaluate, fit, load_checkpoint
 from .scenes import SceneDataset, make_scenes, scene_splits
 from .segmentation import Segmenter

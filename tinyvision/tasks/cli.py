@@ -28,7 +28,7 @@ def _splits(args, cfg=None):
 def _check_pretrained(cfg):
     """Load ``cfg.pretrained`` into a model of ``cfg`` as ``fit`` will, before the scenes are
     made: a missing, unreadable or other model's file is reported at once, naming the flag."""
-    from .engine import build_model
+    from .loop import build_model
     if not cfg.pretrained:
         return
     if not os.path.exists(cfg.pretrained):
@@ -44,7 +44,7 @@ def _check_pretrained(cfg):
 
 
 def cmd_train(args):
-    from .engine import TaskConfig, fit
+    from .loop import TaskConfig, fit
     cfg = TaskConfig(task=args.task, backbone=args.backbone, data=args.data,
                      out=args.out or os.path.join("runs", f"{args.task}_{args.backbone}"), epochs=args.epochs,
                      batch_size=args.batch_size, lr=args.lr, train_scenes=args.train_scenes,
@@ -60,16 +60,16 @@ def cmd_train(args):
 
 
 def _load_checkpoint(args):
-    """``engine.load_checkpoint`` of ``args.checkpoint``, once it is known to be a checkpoint of
+    """``loop.load_checkpoint`` of ``args.checkpoint``, once it is known to be a checkpoint of
     this task (not a classifier's or the other task's: CheckpointError saying which it is)."""
     from ..serialization import load, training_checkpoint
-    from .engine import load_checkpoint
+    from .loop import load_checkpoint
     training_checkpoint(load(args.checkpoint), args.checkpoint, args.task)
     return load_checkpoint(args.checkpoint, args.device)
 
 
 def cmd_eval(args):
-    from .engine import evaluate
+    from .loop import evaluate
     model, cfg, _ = _load_checkpoint(args)
     _, test_set = _splits(args, cfg)
     result = evaluate(cfg.task, model, test_set, device=args.device, tta_flip=getattr(args, "tta_flip", False))

@@ -14,7 +14,8 @@ import numpy as np
 from .. import backend, data, optim
 from ..ops.resize import bilinear_matrix
 from ..tensor import no_grad
-from ..train import Trainer, build_optimizer, build_scheduler, build_transform, load_datasets
+from ..recipes import build_optimizer, build_scheduler, build_transform, load_datasets
+from ..train import Trainer
 from .pretext import build_pretext, save_backbone
 
 
@@ -75,10 +76,6 @@ class AdaptedTrainer(Trainer):
     def build_transforms(self):
         # the model's own input size and normalisation (a 224x224 backbone gets resized images)
         return model_transform(self.cfg.augment, self.model), model_transform("none", self.model)
-
-    def crop_transform(self, size):
-        raise ValueError(f"progressive resizing ({size}px crops) trains a model on parts of its input "
-                         "images; this trainer resizes the images to the model's input size instead")
 
     def build_optimization(self):
         optimizer = build_optimizer(self.model, self.cfg)   # the recipe's optimizer class and options

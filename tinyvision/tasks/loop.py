@@ -1,11 +1,13 @@
-"""Training, evaluation and checkpoints for the detection and segmentation tasks.
+"""The training loop, evaluation and checkpoints of the detection and segmentation tasks.
 
-The loop is the classification loop of ``tinyvision.train`` with the task's own loss:
+Each step is the classifier's ``train.train_step`` with the task's own objective:
 
     for each epoch, for each shuffled batch of scenes (random left-right flips):
-        loss = model.loss(images, targets); loss.backward()
-        clip_grad_norm_(params, 5); AdamW step; warmup + cosine schedule step
+        train_step(model, AdamW, model.loss, images, targets, clip_grad=5, warmup + cosine schedule)
     evaluate on the test scenes; save OUT/last.tvz and OUT/metrics.json
+
+The scenes' targets (boxes, masks) are lists and arrays rather than a loader's label tensor,
+so the batches are drawn here, not by ``data.DataLoader``.
 
 A checkpoint holds the model's weights and everything needed to rebuild it (task, backbone,
 model options, class names), so ``load_checkpoint`` needs nothing else.
@@ -21,7 +23,8 @@ from .. import backend, optim
 from ..fileio import write_json
 from ..serialization import load, save
 from ..tensor import Tensor
-from ..train import _progress, read_losses
+from ..progress import progress_bar, read_losses
+from ..train import train_step
 from ..transfer.finetune import finetune_param_groups
 from . import detection, segmentation
 
@@ -127,18 +130,14 @@ def fit(cfg, train_set, test_set, progress=True, log=print):
     for epoch in range(cfg.epochs):
         model.train()
         order = rng.permutation(len(train_set))
-        bar = _progress(steps_per_epoch, f"{cfg.task} {cfg.backbone} epoch {epoch + 1}/{cfg.epochs}", progress)
+        bar = progress_bar(steps_per_epoch, f"{cfg.task} {cfg.backbone} epoch {epoch + 1}/{cfg.epochs}", progress)
         losses, pending = [], []
         for s in range(steps_per_epoch):
             idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             x, targets = train_set.batch(idx, flip=rng.random(len(idx)) < 0.5)
-            opt.zero_grad()
-            loss, parts = model.loss(Tensor(x, device=cfg.device), targets)
-            loss.backward()
-            optim.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            pending.append(loss.data)
+            loss, parts = train_step(model, opt, model.loss, Tensor(x, device=cfg.device), targets,
+                                     clip_grad=5.0, scheduler=sched)
+            pending.append(loss)
             if len(pending) == LOG_INTERVAL or s == steps_per_epoch - 1:
                 losses += read_losses(pending, epoch + 1, s + 1, "lower --lr", what=f"{cfg.task} loss")
                 bar.update(len(pending))

@@ -1,4 +1,5 @@
-"""Fine-tuning helpers: freeze a pretrained backbone and train only some layers.
+"""Freezing: set ``requires_grad`` off on a pretrained backbone and train only some layers
+(the fine-tuning recipes that use it are in ``tinyvision.transfer.finetune``).
 
     model = tv.models.create("resnet18", num_classes=1000)
     tv.models.load_pretrained(model, "resnet18.safetensors")
