@@ -5,7 +5,7 @@ tells the rest of the library how the model expects its data and how it is usual
 
 - ``input_size``: (C, H, W) of one image;
 - ``mean``, ``std``: per-channel normalisation of the pixels (in [0, 1]) the model expects;
-- ``recipe``: the name of a training recipe in ``tinyvision.train.RECIPES``
+- ``recipe``: the name of a training recipe in ``tinyvision.recipes.RECIPES``
   ('resnet_sgd' or 'vit_adamw'), read by the training code from ``model.default_cfg``.
 
 Some of these depend on the builder's arguments (``resnet18(small_input=True)`` takes CIFAR
