@@ -1,7 +1,9 @@
 """The benchmark models rebuilt in PyTorch (optional; only for --vs-torch comparisons).
 
-Same architectures as tinyvision's: CIFAR ResNets with option-A shortcuts, and a pre-norm
-ViT with a class token, learned position embeddings, fused qkv and a tanh-GELU MLP.
+Same architectures as tinyvision's: CIFAR ResNets with option-A shortcuts, a pre-norm ViT
+with a class token, learned position embeddings, fused qkv and a tanh-GELU MLP, and the
+airbench-like ``cifar_speedrun`` (frozen 2x2 whitening conv, three conv-pool-norm-GELU blocks,
+global max, head x 1/9).
 """
 import torch
 import torch.nn as nn
@@ -77,11 +79,41 @@ class ViT(nn.Module):
         return self.head(self.norm(self.blocks(x))[:, 0])
 
 
+class SpeedrunBlock(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.norm1 = nn.BatchNorm2d(cout, eps=1e-12, momentum=0.4)
+        self.norm2 = nn.BatchNorm2d(cout, eps=1e-12, momentum=0.4)
+        self.norm1.weight.requires_grad_(False)
+        self.norm2.weight.requires_grad_(False)
+
+    def forward(self, x):
+        x = F.gelu(self.norm1(F.max_pool2d(self.conv1(x), 2)))
+        return F.gelu(self.norm2(self.conv2(x)))
+
+
+class SpeedrunNet(nn.Module):
+    def __init__(self, widths=(64, 256, 256), num_classes=10):
+        super().__init__()
+        self.whiten = nn.Conv2d(3, 24, 2, bias=True)
+        self.whiten.weight.requires_grad_(False)
+        chs = (24,) + tuple(widths)
+        self.blocks = nn.Sequential(*[SpeedrunBlock(chs[i], chs[i + 1]) for i in range(3)])
+        self.head = nn.Linear(widths[-1], num_classes, bias=False)
+
+    def forward(self, x):
+        x = self.blocks(F.gelu(self.whiten(x)))
+        return self.head(x.amax((2, 3))) / 9
+
+
 def build(name):
     """The PyTorch twin of a tinyvision benchmark model."""
     builders = {
         "resnet20": lambda: CifarResNet(20), "resnet56": lambda: CifarResNet(56),
         "vit_cifar_small": lambda: ViT(192, 6, 3, 2), "vit_lite_7_4": lambda: ViT(256, 7, 4, 2),
+        "cifar_speedrun": SpeedrunNet,
     }
     if name not in builders:
         raise SystemExit(f"no PyTorch twin for {name!r}; --vs-torch supports {sorted(builders)}")

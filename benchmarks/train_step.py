@@ -1,6 +1,7 @@
 """Training-step throughput: forward + backward + optimizer step, after warm-up.
 
     python benchmarks/train_step.py --model resnet20 --batch-size 128 [--vs-torch] [--device cuda]
+    python benchmarks/train_step.py --model cifar_speedrun --vs-torch      # batch 512 by default
 
 Reports images/s (median over the timed steps), peak memory, a per-op time breakdown, and
 with --vs-torch the same architecture in PyTorch, timed in the same process on the same
@@ -25,6 +26,14 @@ def rss_mb():
     """Resident memory now (MB), from /proc (Linux)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+DEFAULT_BATCH = {"cifar_speedrun": 512}  # the speed-run recipe's batch on a CPU; others 128
+
+
+def default_batch(name):
+    """The batch a model is timed at unless --batch-size says otherwise."""
+    return DEFAULT_BATCH.get(name, 128)
 
 
 def make_step(model, opt, x, y, inference, sync, no_grad, cross_entropy):
@@ -87,10 +96,12 @@ def alternate(step_a, step_b, pairs, seed=0):
     return times_a, times_b
 
 
-def measure(name, batch_size=128, steps=10, warmup=2, device="cpu", inference=False, vs_torch=False):
+def measure(name, batch_size=None, steps=10, warmup=2, device="cpu", inference=False, vs_torch=False):
     """Time ``name``'s training steps (or eval-mode forward passes); returns a dict of
     images/s, the memory readings and, with ``vs_torch``, PyTorch's images/s and the ratio.
-    Memory is read before PyTorch is imported, so it is tinyvision's alone."""
+    Memory is read before PyTorch is imported, so it is tinyvision's alone. ``batch_size``
+    None: ``default_batch(name)``."""
+    batch_size = batch_size or default_batch(name)
     tv.manual_seed(0)
     rng = np.random.default_rng(0)
     model = tv.models.create(name, num_classes=10).to(device)
@@ -139,7 +150,8 @@ def measure(name, batch_size=128, steps=10, warmup=2, device="cpu", inference=Fa
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="resnet20")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"images per step (default: 128; {DEFAULT_BATCH} where given)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cpu")

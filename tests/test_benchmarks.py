@@ -6,6 +6,8 @@ import sys
 import numpy as np
 import pytest
 
+import tinyvision
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 import micro  # noqa: E402
 import perf_table  # noqa: E402
@@ -51,3 +53,19 @@ def test_micro_gives_tinyvision_channel_major_activations():
     assert cm.transpose(1, 0, 2, 3).flags.c_contiguous
     w = np.ones((3, 4), dtype=np.float32)
     assert micro.channel_major(w) is w
+
+
+def test_train_step_times_cifar_speedrun_and_its_pytorch_twin():
+    # the speed-run net at its own default batch (512), here a tiny smoke run at batch 2
+    assert train_step.default_batch("cifar_speedrun") == 512 and train_step.default_batch("resnet20") == 128
+    r = train_step.measure("cifar_speedrun", batch_size=2, steps=1, warmup=1)
+    assert r["batch_size"] == 2 and r["images_per_s"] > 0
+    torch = pytest.importorskip("torch", reason="PyTorch is an optional reference, not a dependency")
+    import torch_reference
+    twin = torch_reference.build("cifar_speedrun")
+    model = tinyvision.models.create("cifar_speedrun")
+    # the same parameters, 1,972,792 in all and 1,440 of them frozen
+    assert [(sum(p.numel() for p in twin.parameters()), sum(p.numel() for p in twin.parameters() if p.requires_grad))]\
+        == [(sum(p.size for p in model.parameters()), sum(p.size for p in model.parameters() if p.requires_grad))]\
+        == [(1972792, 1972792 - 1440)]
+    assert twin(torch.zeros(2, 3, 32, 32)).shape == (2, 10)

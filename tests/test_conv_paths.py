@@ -4,6 +4,7 @@ column blocks on two threads, forward and all gradients to float32 tolerance; fl
 gradient checks under both paths; a ResNet-20 step under both."""
 import numpy as np
 import pytest
+from numpy.lib.array_utils import byte_bounds
 
 import tinyvision as tv
 import tinyvision.models  # noqa: F401  (registers tv.models)
@@ -142,3 +143,57 @@ def test_resnet20_step_is_the_same_under_both_paths(rng):
     assert fast_loss == pytest.approx(ref_loss, rel=1e-5)
     for n, g in ref_grads.items():
         np.testing.assert_allclose(fast_grads[n], g, rtol=1e-3, atol=1e-4 * np.abs(g).max(), err_msg=n)
+
+
+def test_strided_views_stay_inside_their_source(monkeypatch, two_threads, rng):
+    # Every as_strided view a kernel copies from lies within the array it was made from: the
+    # backward's "same" taps step downwards, and its first and last blocks once read up to a
+    # row past either end of the output gradient (a crash where that memory is unmapped).
+    real = np.lib.stride_tricks.as_strided
+    outside = []
+
+    def checked(a, shape, strides):
+        view, root = real(a, shape, strides), a
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        (lo, hi), (root_lo, root_hi) = byte_bounds(view), byte_bounds(root)
+        if lo < root_lo or hi > root_hi:
+            outside.append((shape, lo - root_lo, hi - root_hi))
+        return view
+    monkeypatch.setattr(np.lib.stride_tricks, "as_strided", checked)
+    for name in ("same 3x3", "same, dilation 2", "strided patch embedding"):
+        xs, ws, s, p, d, groups, _ = PATHS[name]
+        x = tv.tensor(channel_major(rng.standard_normal(xs).astype(np.float32)), requires_grad=True)
+        w = tv.tensor(rng.standard_normal(ws).astype(np.float32), requires_grad=True)
+        y = F.conv2d(x, w, stride=s, padding=p, dilation=d, groups=groups)
+        y.backward(tv.tensor(channel_major(rng.standard_normal(y.shape).astype(np.float32))))
+    assert outside == []
+
+
+@pytest.mark.parametrize("name", ["same 3x3", "flat stride 1 (shrinks)"])
+def test_frozen_weight_gets_no_gradient_and_skips_its_products(name, two_threads, rng):
+    # A frozen weight (cifar_speedrun's whitening conv): no dL/dW, the same dL/dx and dL/db as
+    # the reference path; with the input needing no gradient either, the backward computes
+    # nothing but the bias's sum (no column blocks).
+    xs, ws, s, p, d, groups, _ = PATHS[name]
+    x = channel_major(rng.standard_normal(xs).astype(np.float32))
+    w, b = rng.standard_normal(ws).astype(np.float32) / 10, rng.standard_normal(ws[0]).astype(np.float32)
+    g = None
+    for x_grad in (True, False):
+        results = []
+        for reference in (True, False):
+            X, B = tv.tensor(x, requires_grad=x_grad), tv.tensor(b, requires_grad=True)
+            W = tv.tensor(w)  # requires_grad False
+            with tv.use_reference_kernels(reference):
+                y = F.conv2d(X, W, B, stride=s, padding=p, dilation=d, groups=groups)
+                if g is None:
+                    g = channel_major(rng.standard_normal(y.shape).astype(np.float32))
+                two_threads.clear()
+                y.backward(tv.tensor(g))
+            assert W.grad is None
+            results.append((X.grad.numpy() if x_grad else None, B.grad.numpy()))
+        if not x_grad:
+            assert two_threads == []  # the fast backward ran no blocks
+        for got, expected in zip(results[1], results[0]):
+            if expected is not None:
+                np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())

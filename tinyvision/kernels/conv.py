@@ -255,8 +255,8 @@ class SameLayout:
         if KH == KW == 1 and dvs[0] == dhs[0] == 0:
             return src[:, None, lo:hi]
         cols = buf[:C * KH * KW * n].reshape(C, KH, KW, n)
-        first_shift, last_shift = dvs[0] * W + dhs[0], dvs[-1] * W + dhs[-1]
-        if lo + first_shift >= 0 and hi + last_shift <= L:
+        first_shift = dvs[0] * W + dhs[0]  # tap (0, 0); the backward's shifts descend
+        if lo + min(dvs) * W + min(dhs) >= 0 and hi + max(dvs) * W + max(dhs) <= L:
             # every tap's source inside X: all K*K copies as one, from a strided view whose
             # (ki, kj) axes step by the taps' shifts (fewer NumPy calls, fewer GIL hand-overs)
             s = src.strides[1]
@@ -328,6 +328,8 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, out_hw):
 
 def conv2d_backward(ctx, g, need_x, need_w):
     """(dL/dx (N, C, H, W) or None, dL/dW like the weight or None) for the output gradient g."""
+    if not (need_x or need_w):  # a frozen first layer: only its bias (if any) learns
+        return None, None
     if ctx.layout is None:
         gx, gw = _strided_backward(ctx, g, need_x, need_w)
     else:
