@@ -22,8 +22,57 @@ from tinyvision.recipes import TrainConfig, build_optimizer, build_scheduler, bu
 from tinyvision.train import classification_loss, train_step
 
 QUICK = os.environ.get("TINYVISION_QUICK", "0") == "1"
+FULL = os.environ.get("TINYVISION_FULL", "0") == "1" and not QUICK
+MODE = "quick" if QUICK else "full" if FULL else "default"
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "docs", "results", "chapters")
 CIFAR_FILE = os.path.join("datasets", "cache", "cifar10-jpeg.tar.gz")
 SYNTHETIC_CLASSES = [f"stripes {a}°" for a in range(0, 180, 18)]
+
+
+# ---------------------------------------------------------------- run modes
+# default: what a student runs in one sitting (each chapter at most 20 minutes on a 2-core CPU,
+# on CIFAR-10 when it is on disk); full (TINYVISION_FULL=1): the long experiments, which also
+# record their results for the default mode to show; quick (TINYVISION_QUICK=1): CI's smoke
+# test on tiny synthetic subsets, whose numbers measure nothing.
+def by_mode(default, quick, full=None):
+    """The setting for this run's mode (``full`` None: the default's)."""
+    return {"default": default, "quick": quick, "full": default if full is None else full}[MODE]
+
+
+def say(*parts):
+    """``print``, marked in QUICK mode so that no smoke-test number passes for a measurement."""
+    print(*(("[smoke test, not a measurement]",) if QUICK else ()), *parts, flush=True)
+
+
+def record(name, results, command):
+    """Keep a full-mode experiment's ``results`` (JSON-able) in docs/results/chapters/NAME.json
+    with the machine, date and the ``command`` that reproduces them; only in full mode."""
+    if not FULL:
+        return None
+    import datetime
+    from _execute import machine          # the line an executed copy's stamp gives
+    from tinyvision.fileio import write_json
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, name + ".json")
+    write_json(path, {"machine": machine(),
+                      "date": datetime.date.today().isoformat(), "command": command, "results": results})
+    return path
+
+
+def recorded(name):
+    """The results a full run kept (``record``): a dict with machine, date, command and results;
+    None when there are none yet."""
+    import json
+    path = os.path.join(RESULTS, name + ".json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def recorded_label(rec):
+    """A one-line caption for a recorded result: where, when and how it was measured."""
+    return f"recorded {rec['date']} on {rec['machine']}; reproduce: {rec['command']}"
 
 
 # ---------------------------------------------------------------- data
