@@ -472,3 +472,15 @@ def test_trainer_schedule_spans_exactly_the_run(schedule, warmup):
             sched.step()
     else:
         assert lrs[-1] > 0.0 and after == pytest.approx(0.0, abs=1e-12)
+
+
+def test_optim_imports_nothing_from_nn():
+    """nn imports optim (nn.utils re-exports clipping), so optim must not import nn: the layers
+    stay a one-way stack. Batch norm layers are recognised by their running statistics."""
+    import glob
+    import os
+    import re
+    folder = os.path.dirname(optim.__file__)
+    for path in glob.glob(os.path.join(folder, "*.py")):
+        source = open(path).read()
+        assert not re.search(r"^\s*(from \.\.nn\b|from \.\. import .*\bnn\b|import tinyvision\.nn)", source, re.M), path

@@ -1,5 +1,8 @@
-"""Parameter groups with a larger learning rate for batch norm's biases (airbench's recipe)."""
-from ..nn.normalization import _BatchNorm
+"""Parameter groups with a larger learning rate for batch norm's biases (airbench's recipe).
+
+A batch norm layer is recognised by its running statistics (``running_mean``), so that ``optim``
+imports nothing from ``nn`` (``nn.utils`` imports ``optim``'s clipping).
+"""
 
 
 def param_groups_norm_bias(model, lr, weight_decay, norm_bias_lr_scale=64.0, norm_bias_weight_decay=None):
@@ -28,7 +31,8 @@ def param_groups_norm_bias(model, lr, weight_decay, norm_bias_lr_scale=64.0, nor
     if not norm_bias_lr_scale > 0:
         raise ValueError(f"norm_bias_lr_scale: expected a number > 0, got {norm_bias_lr_scale!r}")
     scale = float(norm_bias_lr_scale)
-    biases = {id(m.bias) for m in model.modules() if isinstance(m, _BatchNorm) and m.bias is not None}
+    biases = {id(m.bias) for m in model.modules()
+              if hasattr(m, "running_mean") and getattr(m, "bias", None) is not None}
     rest, norm_biases = [], []
     for _, p in model.named_parameters():
         if p.requires_grad:
