@@ -133,3 +133,33 @@ def test_cli_trains_a_detector_from_a_classifier_checkpoint(tmp_path, capsys):
     os.remove(ckpt)    # the task checkpoint holds the weights: evaluation needs no classifier file
     assert run_task_cli(["detect", "eval", str(out / "last.tvz"), "--data", str(root)]) == 0
     assert '"ap50"' in capsys.readouterr().out
+
+
+def test_cli_task_runs_never_overwrite_and_allow_missing_loads_what_fits(tmp_path, monkeypatch, capsys):
+    """detect/segment train: a fresh runs/TASK_BACKBONE[-N] without --out, an --out holding a
+    run refused unless --overwrite; a --pretrained file of other shapes refused, naming the
+    layer, unless --allow-missing."""
+    from tinyvision.errors import CheckpointError, RunDirError
+    root = tmp_path / "cifar"
+    write_cifar_batches(str(root), n_train=50, n_test=20)
+    monkeypatch.chdir(tmp_path)
+    state = models.create("resnet20", num_classes=10).state_dict()
+    state["layer3.2.conv2.weight"] = np.zeros((64, 32, 3, 3), np.float32)
+    ckpt = str(tmp_path / "odd.tvz")
+    tv.save({"model": state}, ckpt)
+    common = ["--data", str(root), "--epochs", "1", "--train-scenes", "4", "--test-scenes", "2", "--batch-size", "2",
+              "--no-progress", "--backbone", "resnet20"]
+    with pytest.raises(CheckpointError, match="layer3.2.conv2.weight.*--allow-missing"):
+        run_task_cli(["detect", "train", "--pretrained", ckpt] + common)
+    assert not os.path.exists("runs/detect_resnet20")            # refused before a folder was made
+    assert run_task_cli(["detect", "train", "--pretrained", ckpt, "--allow-missing"] + common) == 0
+    assert run_task_cli(["detect", "train"] + common) == 0
+    assert sorted(os.listdir("runs")) == ["detect_resnet20", "detect_resnet20-2"]
+    first = os.path.join("runs", "detect_resnet20", "last.tvz")
+    before = open(first, "rb").read()
+    with pytest.raises(RunDirError, match="holds a run"):
+        run_task_cli(["detect", "train", "--out", "runs/detect_resnet20"] + common)
+    assert open(first, "rb").read() == before
+    assert run_task_cli(["detect", "train", "--out", "runs/detect_resnet20", "--overwrite"] + common) == 0
+    assert open(first, "rb").read() != before
+    capsys.readouterr()

@@ -31,9 +31,9 @@ from .fileio import pid_alive
 
 LOCK = ".lock"
 RUN_MARKERS = ("config.json", "metrics.csv", "last.tvz", "best.tvz")
-# every file tinyvision writes into a run folder (train, finetune, pretrain, eval, plot)
+# every file tinyvision writes into a run folder (train, finetune, pretrain, eval, plot, detect/segment)
 RUN_FILES = RUN_MARKERS + ("history.json", "finetune.json", "backbone.safetensors", "eval.json",
-                           "confusion_matrix.png", "learning_curves.png")
+                           "confusion_matrix.png", "learning_curves.png", "metrics.json")
 _holders = collections.Counter()  # lock file -> RunDir objects of this process holding it
 
 
@@ -104,6 +104,17 @@ class RunDir:
         if discard and self.created:
             with contextlib.suppress(OSError):
                 os.rmdir(self.path)
+
+    @contextlib.contextmanager
+    def released_on_error(self):
+        """A block that sets up the run: if it fails, let go of the folder (and remove it if this
+        process created it and nothing was written), so that a failed start leaves no empty or
+        locked folder behind."""
+        try:
+            yield self
+        except BaseException:
+            self.release(discard=True)
+            raise
 
     def clear(self):
         """Remove ``old_files``."""

@@ -79,11 +79,12 @@ class ViTBackbone(nn.Module):
         self.grid = self.vit.patch_embed.grid_size
         self.channels, self.strides = (self.vit.embed_dim,), (self.vit.patch_embed.patch_size[0],)
 
-    def load_pretrained(self, path):
+    def load_pretrained(self, path, strict=True):
         """Initialise from a classification checkpoint (.tvz) or .safetensors of the same ViT;
-        the classifier is left out. Returns the LoadResult."""
+        the classifier is left out; ``strict=False`` loads what fits (``load_weights``).
+        Returns the LoadResult."""
         from ..transfer.finetune import load_weights
-        return load_weights(self.vit, path)
+        return load_weights(self.vit, path, strict)
 
     def forward(self, x):
         tokens = self.vit.forward_features(x)[:, self.vit.num_prefix_tokens:]       # (B, h w, D)
@@ -107,11 +108,12 @@ class ClassifierResNetBackbone(nn.Module):
             raise ValueError(f"{model!r} is not a ResNet; the classifier backbone needs one")
         self.channels, self.strides = self.net.stage_channels, self.net.stage_strides
 
-    def load_pretrained(self, path):
+    def load_pretrained(self, path, strict=True):
         """Initialise from a classification checkpoint (.tvz of ``tinyvision train``) or a
-        .safetensors file; the classifier's weights are left out. Returns the LoadResult."""
+        .safetensors file; the classifier's weights are left out; ``strict=False`` loads what
+        fits (``load_weights``). Returns the LoadResult."""
         from ..transfer.finetune import load_weights
-        return load_weights(self.net, path)
+        return load_weights(self.net, path, strict)
 
     def forward(self, x):
         return list(self.net.stages(x))

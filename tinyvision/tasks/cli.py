@@ -18,11 +18,16 @@ TASK_NAMES = {"detect": "detection", "segment": "segmentation"}
 
 
 def _splits(args, cfg=None):
+    """The scenes of a run: --data, else (eval, predict) the run's recorded CIFAR-10 where it
+    still exists, else a copy in datasets/cache/ or its download (``data.resolve_cifar10``)."""
+    from ..data import resolve_cifar10
     from .scenes import scene_splits
     n_train = getattr(args, "train_scenes", None) or (cfg.train_scenes if cfg else 8000)
     n_test = args.test_scenes or (cfg.test_scenes if cfg else 1000)
     seed, classes = (cfg.seed, cfg.classes) if cfg else (args.seed, args.classes)
-    return scene_splits(args.data, n_train, n_test, seed=seed, classes=classes)
+    recorded = cfg.data if cfg is not None and cfg.data and os.path.exists(cfg.data) else None
+    source = resolve_cifar10(args.data or recorded, download=not args.no_download)
+    return scene_splits(source, n_train, n_test, seed=seed, classes=classes)
 
 
 def _check_pretrained(cfg):
@@ -38,22 +43,28 @@ def _check_pretrained(cfg):
         raise InputError(f"--pretrained: the --backbone {cfg.backbone} has no pretrained weights to load; use "
                          "--backbone resnet20 or vit_cifar_small with a checkpoint of that classifier")
     try:
-        model.backbone.load_pretrained(cfg.pretrained)
+        model.backbone.load_pretrained(cfg.pretrained, strict=not cfg.allow_missing)
     except CheckpointError as err:
         raise CheckpointError(f"--pretrained: {err}") from None
 
 
 def cmd_train(args):
+    from ..transfer.cli import claim_run
     from .loop import TaskConfig, fit
-    cfg = TaskConfig(task=args.task, backbone=args.backbone, data=args.data,
-                     out=args.out or os.path.join("runs", f"{args.task}_{args.backbone}"), epochs=args.epochs,
+    cfg = TaskConfig(task=args.task, backbone=args.backbone, data=args.data, out=args.out, epochs=args.epochs,
                      batch_size=args.batch_size, lr=args.lr, train_scenes=args.train_scenes,
                      test_scenes=args.test_scenes, classes=args.classes, seed=args.seed, device=args.device,
-                     pretrained=args.pretrained, backbone_lr_scale=args.backbone_lr_scale)
+                     pretrained=args.pretrained, allow_missing=args.allow_missing,
+                     backbone_lr_scale=args.backbone_lr_scale)
     _check_pretrained(cfg)
-    train_set, test_set = _splits(args)
-    print(f"{TASK_NAMES[args.task]} with a {args.backbone} backbone: {train_set} -> {test_set}", flush=True)
-    _, history = fit(cfg, train_set, test_set, progress=not args.no_progress)
+    run = claim_run(args, f"{args.task}_{args.backbone}")
+    with run:
+        with run.released_on_error():
+            cfg.out, cfg.data = run.path, args.data
+            train_set, test_set = _splits(args)
+        run.clear()
+        print(f"{TASK_NAMES[args.task]} with a {args.backbone} backbone: {train_set} -> {test_set}", flush=True)
+        _, history = fit(cfg, train_set, test_set, progress=not args.no_progress)
     print(json.dumps({k: v for k, v in history[-1].items() if not isinstance(v, list)}))
     print(f"checkpoint: {os.path.join(cfg.out, 'last.tvz')}")
     return 0
@@ -127,7 +138,13 @@ def add_subparsers(sub):
                                             "checkpoint of that model (e.g. runs/resnet20/best.tvz of `tinyvision train`)")
         t.add_argument("--backbone-lr-scale", type=bounded(float, 0), default=1.0,
                        help="backbone lr = scale * lr (e.g. 0.1 for a pretrained backbone)")
-        t.add_argument("--data", default="datasets/cache/cifar10-jpeg.tar.gz", help="CIFAR-10 source for the scenes")
+        t.add_argument("--allow-missing", action="store_true",
+                       help="with --pretrained: load the weights that fit and start the others from random "
+                            "values, instead of refusing a file whose names or shapes differ")
+        t.add_argument("--data", help="CIFAR-10 source for the scenes (as for train: default a copy in "
+                                      "datasets/cache/, downloaded there if missing)")
+        t.add_argument("--no-download", action="store_true", help="as for train")
+        t.add_argument("--overwrite", action="store_true", help="replace the run in --out (as for train)")
         t.add_argument("--epochs", type=bounded(int, 1), default=10)
         t.add_argument("--batch-size", type=bounded(int, 1), default=32)
         t.add_argument("--lr", type=bounded(float, 0, low_open=True), default=2e-3, help="AdamW peak learning rate")
@@ -136,14 +153,15 @@ def add_subparsers(sub):
         t.add_argument("--classes", type=class_list, help="CIFAR class ids of the objects: '0-4', '0,1,8' "
                                                               "(relabelled in that order; default all ten)")
         t.add_argument("--seed", type=bounded(int, 0), default=0)
-        t.add_argument("--out", help=f"run folder (default runs/{task}_BACKBONE)")
+        t.add_argument("--out", help=f"run folder (default: a fresh runs/{task}_BACKBONE[-N])")
         t.add_argument("--device", default="cpu")
         t.add_argument("--no-progress", action="store_true")
         t.set_defaults(fn=cmd_train, task=task)
 
         e = actions.add_parser("eval", help="metrics of a checkpoint on the test scenes")
         e.add_argument("checkpoint")
-        e.add_argument("--data", default="datasets/cache/cifar10-jpeg.tar.gz")
+        e.add_argument("--data", help="CIFAR-10 source of the scenes (default: the run's, else as for train)")
+        e.add_argument("--no-download", action="store_true", help="as for train")
         e.add_argument("--test-scenes", type=bounded(int, 1), help="default: the run's")
         e.add_argument("--device", default="cpu")
         if task == "segment":
@@ -154,7 +172,8 @@ def add_subparsers(sub):
         r = actions.add_parser("predict", help="draw predictions as PNGs (test scenes, or the given images)")
         r.add_argument("checkpoint")
         r.add_argument("images", nargs="*", help="image files (resized to the model's input); default: test scenes")
-        r.add_argument("--data", default="datasets/cache/cifar10-jpeg.tar.gz")
+        r.add_argument("--data", help="CIFAR-10 source of the scenes (default: the run's, else as for train)")
+        r.add_argument("--no-download", action="store_true", help="as for train")
         r.add_argument("--test-scenes", type=bounded(int, 1), help="default: the run's")
         r.add_argument("--num", type=bounded(int, 1), default=8, help="how many test scenes to draw")
         r.add_argument("--threshold", type=bounded(float, 0, 1), default=0.3, help="detect: lowest score drawn")

@@ -60,6 +60,7 @@ class TaskConfig:
     seed: int = 0
     device: str = "cpu"
     pretrained: str = None
+    allow_missing: bool = False    # load what fits of ``pretrained`` instead of refusing a mismatch
     backbone_lr_scale: float = 1.0
     model_kwargs: dict = field(default_factory=dict)
 
@@ -117,7 +118,7 @@ def fit(cfg, train_set, test_set, progress=True, log=print):
         if not hasattr(model.backbone, "load_pretrained"):
             raise ValueError(f"the {cfg.backbone!r} backbone has no pretrained weights to load; use backbone "
                              "'resnet20' or 'vit_cifar_small' with a checkpoint of that classifier")
-        model.backbone.load_pretrained(cfg.pretrained)
+        model.backbone.load_pretrained(cfg.pretrained, strict=not cfg.allow_missing)
     model.to(cfg.device)
     opt = optim.AdamW(finetune_param_groups(model, cfg.lr, cfg.weight_decay, cfg.backbone_lr_scale,
                                             backbone=model.backbone), lr=cfg.lr)

@@ -5,7 +5,6 @@ Every argument is checked before any work starts (argparse types that name the f
 pairs of flags that must agree in ``cmd_*``), so a mistake costs no data loading.
 """
 import argparse
-import contextlib
 import dataclasses
 import math
 import os
@@ -89,24 +88,14 @@ def _config(args, **fields):
     return TrainConfig(**dict(values, **fields))
 
 
-def _claim(args, name):
-    """The run folder, claimed before any data loads: --out, or a fresh runs/NAME[-N]
-    (``rundir.claim``); the data located (or downloaded) next."""
+def claim_run(args, name):
+    """The run folder of a finetune, pretrain, detect or segment run, claimed before any data
+    loads: --out, or a fresh runs/NAME[-N] (``rundir.claim``, --overwrite); then --data is
+    located (or downloaded: --no-download)."""
     run = rundir.claim(args.out, name, args.overwrite)
-    with _released_on_error(run):
+    with run.released_on_error():
         args.data = resolve_cifar10(args.data, download=not args.no_download, progress=not args.no_progress)
     return run
-
-
-@contextlib.contextmanager
-def _released_on_error(run):
-    """Let go of ``run`` (and remove it if this run created it and wrote nothing) when the
-    block fails, so that a failed start leaves no empty or locked folder behind."""
-    try:
-        yield
-    except BaseException:
-        run.release(discard=True)
-        raise
 
 
 def _check_finetune(args):
@@ -130,8 +119,8 @@ def cmd_finetune(args):
         source=args.checkpoint, mode=args.mode, backbone_lr_scale=args.backbone_lr_scale,
         freeze_stages=args.freeze_stages, classes=args.classes, label_fraction=args.label_fraction,
         model=args.model, img_size=args.img_size, strict=not args.allow_missing)
-    run = _claim(args, "finetune_" + os.path.splitext(os.path.basename(args.checkpoint))[0])
-    with _released_on_error(run):
+    run = claim_run(args, "finetune_" + os.path.splitext(os.path.basename(args.checkpoint))[0])
+    with run.released_on_error():
         trainer = FinetuneTrainer(_config(args, model=args.model or "resnet20", out=run.path), options,
                                   progress=not args.no_progress, run_dir=run)
     result, head = trainer.info["load"], classifier_prefixes(trainer.model)
@@ -154,8 +143,8 @@ def cmd_pretrain(args):
         raise InputError(f"--method {args.method} needs a Vision Transformer --model ({', '.join(vits)}), not "
                          f"{args.model}; --method rotation works with any model")
     kwargs = {"mask_ratio": args.mask_ratio} if args.method == "mae" else {}
-    run = _claim(args, f"pretrain_{args.method}_{args.model}")
-    with _released_on_error(run):
+    run = claim_run(args, f"pretrain_{args.method}_{args.model}")
+    with run.released_on_error():
         trainer = PretextTrainer(_config(args, out=run.path, label_smoothing=0.0), args.method,
                                  progress=not args.no_progress, run_dir=run, **kwargs)
     try:
