@@ -12,15 +12,12 @@ import numpy as np
 import matplotlib.pyplot as plt
 import tinyvision as tv
 
-# QUICK mode (TINYVISION_QUICK=1): tiny subsets and 1-2 epochs, so the notebook runs in about a
-# minute on a 2-core CPU; the numbers then only show that the code works, not what it measures.
-QUICK = os.environ.get("TINYVISION_QUICK", "0") == "1"
 sys.path.insert(0, os.path.abspath("."))      # chapters/: the shared helpers in _common.py
 import _common as C
 tv.manual_seed(0)
 np.random.seed(0)
 # %matplotlib inline
-print("QUICK mode" if QUICK else "full mode", "| tinyvision", tv.__version__)
+print(f"{C.MODE} mode | tinyvision {tv.__version__}")
 
 
 # %% [markdown]
@@ -91,7 +88,9 @@ print("torchvision name -> tinyvision name:",
 # model = ResNet(BasicBlock, [2, 2, 2, 2])          # ResNet-18
 # ```
 #
-# The same mistake in tinyvision, and the corrected call:
+# The same mistake in tinyvision, and the corrected call. tinyvision builds the first block before
+# it reads `expansion`, so there the mistake surfaces as a `TypeError` (the function called with a
+# block's arguments) rather than torchvision's `AttributeError`; either way the listing cannot run.
 
 # %%
 try:
@@ -153,9 +152,13 @@ tv.optim.clip_grad_value_(model.parameters(), 0.1 * np.abs(g).max())
 g_value = np.concatenate([p.grad.numpy().ravel() for p in model.parameters()])
 formula = g * min(1.0, max_norm / np.linalg.norm(g))
 cos = lambda a, b: a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+angle = lambda a, b: np.degrees(np.arccos(np.clip(cos(a, b), -1.0, 1.0)))
 print(f"norm clipping:  |g| {np.linalg.norm(g):.4f} -> {np.linalg.norm(g_norm):.4f}, matches the formula: "
       f"{np.allclose(g_norm, formula, atol=1e-6)}, cos(g, clipped) = {cos(g, g_norm):.4f}")
-print(f"value clipping: |g| -> {np.linalg.norm(g_value):.4f}, cos(g, clipped) = {cos(g, g_value):.4f} (direction changed)")
+print(f"value clipping: |g| -> {np.linalg.norm(g_value):.4f}, cos(g, clipped) = {cos(g, g_value):.4f}")
+turned = "more than" if angle(g, g_value) > angle(g, g_norm) + 1.0 else "about as much as"
+print(f"verdict: value clipping turned this gradient by {angle(g, g_value):.1f} degrees, {turned} norm clipping "
+      f"({angle(g, g_norm):.1f} degrees); only norm clipping is the formula of section 3.3")
 
 # %% [markdown]
 # ## E.2 The batch-normalisation listing (批量归一化)
@@ -163,13 +166,124 @@ print(f"value clipping: |g| -> {np.linalg.norm(g_value):.4f}, cos(g, clipped) = 
 # `nn.BatchNorm2d(num_features=64)` applied to `input` is correct, with two remarks: `input` shadows a
 # Python built-in (use another name), and the layer behaves differently in training mode (batch
 # statistics, running averages updated) and evaluation mode (running averages), so call
-# `model.train()` / `model.eval()` accordingly. Chapter 3 derives the layer from its formula. The
-# tinyvision equivalent:
+# `model.train()` / `model.eval()` accordingly. Chapter 3 derives the layer from its formula.
+#
+# The text around the listing is wrong, though: it says batch norm scales each batch's
+# activations "to a normal distribution with mean 0 and standard deviation 1". Per channel,
+# batch norm computes $\hat x = (x - \mu_B)/\sqrt{\sigma_B^2 + \epsilon}$ and then
+# $\gamma \hat x + \beta$: an affine map. An affine map moves and stretches a distribution but
+# keeps its shape, so skewed activations (the output of a ReLU, half of them zero) stay exactly
+# as skewed, and after training $\gamma, \beta$ move mean and spread away from 0 and 1 anyway.
+# The cell measures both on a ReLU's output: the per-channel mean and standard deviation after
+# the layer, and the skewness (0 for a normal distribution) before and after it.
 
 # %%
 batch_norm = tv.nn.BatchNorm2d(num_features=64)
-features = tv.randn(8, 64, 16, 16) * 3 + 1
-out = batch_norm.train()(features)
-print("training mode: per-channel mean ~0:", np.abs(out.numpy().mean(axis=(0, 2, 3))).max() < 1e-4,
-      " std ~1:", np.allclose(out.numpy().std(axis=(0, 2, 3)), 1, atol=1e-3))
+features = tv.relu(tv.randn(8, 64, 16, 16) * 3 + 1)         # a ReLU's output: skewed, many zeros
+out = batch_norm.train()(features).numpy()
+mean, std = out.mean(axis=(0, 2, 3)), out.std(axis=(0, 2, 3))
+print(f"training mode: per-channel mean within {np.abs(mean).max():.1e} of 0, std within {np.abs(std - 1).max():.1e} of 1")
 print("running mean after one batch (momentum 0.1):", batch_norm.running_mean.numpy()[:4].round(3))
+
+def skewness(a):
+    """Per-channel skewness E[(a - mean)^3] / std^3 of an (N, C, H, W) array: 0 for a normal distribution."""
+    d = a - a.mean(axis=(0, 2, 3), keepdims=True)
+    return (d ** 3).mean(axis=(0, 2, 3)) / (d ** 2).mean(axis=(0, 2, 3)) ** 1.5
+
+before, after = skewness(features.numpy()), skewness(out)
+at_min = (out == out.min(axis=(0, 2, 3), keepdims=True)).mean()
+print(f"skewness before {before.mean():.3f}, after {after.mean():.3f} (max change {np.abs(after - before).max():.1e}); "
+      f"{at_min:.0%} of the outputs still sit at their channel's minimum (the ReLU's zeros)")
+print("verdict: batch norm standardised each channel (mean 0, std 1) and kept its shape: not a normal distribution"
+      if np.abs(after - before).max() < 1e-3 and abs(after.mean()) > 0.3
+      else "verdict: the output's shape changed: see the numbers above")
+
+# %% [markdown]
+# ## Where the article is wrong
+#
+# The sections above take the listings apart one by one; in short, with sources:
+#
+# | appendix | the article says or shows | what is true | source |
+# | --- | --- | --- | --- |
+# | C.1 / F.1 | `self.encoder.num_features` | torchvision's `VisionTransformer` has no `num_features`; its width is `hidden_dim` (768 for ViT-B/16): `AttributeError` | torchvision source, `torchvision/models/vision_transformer.py` (`self.hidden_dim`, `self.heads`) |
+# | C.1 / F.1 | `self.classifier(x.mean([2, 3]))` on the encoder's output | `vit_b_16(...)` returns logits of shape (B, 1000); there are no axes 2 and 3 | same file, `VisionTransformer.forward` (class token, then `self.heads`) |
+# | C.1 / F.1 | `vit_b_16(pretrained=True)` | `pretrained` is deprecated since torchvision 0.13 (it warns, "please use 'weights' instead"); `weights=ViT_B_16_Weights.IMAGENET1K_V1` | torchvision docs, "Models and pre-trained weights" (the multi-weight API of 0.13) |
+# | F.1 | the code has two parts, "model definition and model training" | the listing defines a model; it trains nothing | the listing itself |
+# | C.2 / F.2 | `ResNet(models.resnet18, [2, 2, 2, 2])` | `resnet18` is a function that builds a whole network; `block.expansion` raises `AttributeError`; the block class is `BasicBlock` (or `Bottleneck`) | torchvision source, `torchvision/models/resnet.py` (`BasicBlock.expansion = 1`, `Bottleneck.expansion = 4`) |
+# | F.2 | each residual block "consists of conv, batch norm and ReLU" (from the listing) | the listing defines no block; a block also adds its shortcut, $y = F(x) + x$ | He et al., *Deep Residual Learning for Image Recognition*, arXiv:1512.03385, §3.2 |
+# | E.1 | `torch.clamp` on each gradient value implements the clipping of §3.3 | clamping changes the gradient's direction (measured above); §3.3's formula rescales by the global L2 norm: `torch.nn.utils.clip_grad_norm_` | Pascanu, Mikolov, Bengio, *On the difficulty of training recurrent neural networks*, arXiv:1211.5063, Algorithm 1; PyTorch docs of `clip_grad_norm_` and `clip_grad_value_` |
+# | E.1 | `torch.autograd.grad(...)` then `param.grad.data` | `autograd.grad` returns the gradients and does not fill `.grad` (it stays `None` without a `backward()`); `model.loss` does not exist | PyTorch docs, `torch.autograd.grad` |
+# | E.2 | batch norm scales activations "to a normal distribution with mean 0, std 1" | it standardises each channel over the batch (then $\gamma, \beta$ rescale it); the distribution keeps its shape (skewness measured above) | Ioffe, Szegedy, *Batch Normalization*, arXiv:1502.03167, Algorithm 1 |
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell to fill in (its answer starts as `None`, or a function that returns
+# `None`) and a self-check cell below it that prints **PASS** or **FAIL** with what is wrong.
+# Solutions: `chapters/solutions/appendix_cef_code_listings.py`; the checks:
+# `chapters/checks/appendix_cef.py`.
+
+# %%
+from checks import appendix_cef as check
+
+# %% [markdown]
+# ### Exercise 1: what value clipping does to a direction (predict)
+# The article's E.1 clamps every gradient value into $[-1, 1]$. For the gradient
+# $g = (0.5, 2, -4)$, compute by hand the cosine between $g$ and its clamped copy (1 means the
+# direction is unchanged). Then predict: what would the cosine be for norm clipping to
+# `max_norm=1`?
+
+# %%
+value_clip_cosine = None     # your answer: a number
+
+# %%
+check.value_clip_cosine(value_clip_cosine)
+
+# %% [markdown]
+# ### Exercise 2: norm clipping over all parameters (implement)
+# Write §3.3's clipping for a list of gradient arrays (one per parameter): with the **global**
+# norm $\|g\| = \sqrt{\sum_p \sum_i g_{p,i}^2}$ over all of them, multiply every array by
+# $\min(1, \text{max\_norm} / \|g\|)$. Return the list of clipped arrays, leaving the inputs
+# unchanged. (A common mistake clips each array by its own norm; the check tells you if you did.)
+
+# %%
+def clip_grad_norm(grads, max_norm):
+    """The arrays of ``grads`` rescaled so that their global L2 norm is at most ``max_norm``."""
+    return None              # your code
+
+
+# %%
+check.clip_grad_norm(clip_grad_norm)
+
+# %% [markdown]
+# ### Exercise 3: the ResNet listing, called correctly for ResNet-50 (fix)
+# torchvision builds ResNet-50 as `ResNet(Bottleneck, [3, 4, 6, 3])`: the same class as C.2,
+# with bottleneck blocks (1x1, 3x3, 1x1 convolutions, `expansion = 4`, so the last stage has
+# 512 x 4 = 2048 channels). Build it with `tv.models.ResNet` and 1000 classes. Before you run the
+# check, predict its parameter count from the one printed for ResNet-18 above: more or fewer
+# than twice as many?
+
+# %%
+resnet50_model = None        # your model: tv.models.ResNet(...)
+
+# %%
+check.resnet50_model(resnet50_model)
+
+# %% [markdown]
+# ### Exercise 4: batch norm's running statistics (implement)
+# In training mode batch norm normalises with the batch's own mean and variance, and keeps
+# running averages for evaluation mode: starting from mean 0 and variance 1, after each batch
+# `running = (1 - momentum) * running + momentum * batch_statistic`, per channel. Write a
+# function that, given a list of batches of shape (N, C, H, W), returns the pair
+# `(running_mean, running_var)` after all of them, each of shape (C,). The check compares it with
+# `tv.nn.BatchNorm2d` (and PyTorch's), which store the **unbiased** batch variance (divided by
+# $n - 1$, with $n = N H W$) while they normalise with the biased one.
+
+# %%
+def running_stats(batches, momentum=0.1):
+    """(running_mean, running_var), each (C,), after batch norm has seen ``batches`` in training mode."""
+    return None              # your code
+
+
+# %%
+check.running_stats(running_stats)
