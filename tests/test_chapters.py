@@ -46,7 +46,7 @@ def _notebook(cells):
 
 def test_every_chapter_has_a_notebook():
     names = {os.path.basename(p) for p in NOTEBOOKS}
-    for stem in ["01_", "02_", "03_", "04_", "05_", "06_", "07_", "appendix_b", "appendix_cef"]:
+    for stem in ["01_", "02_", "03_", "04_", "05_", "06_", "07_", "appendix_ad", "appendix_b", "appendix_cef"]:
         assert any(n.startswith(stem) for n in names), f"no notebook for {stem}"
 
 
