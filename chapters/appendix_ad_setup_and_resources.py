@@ -273,7 +273,8 @@ except InputError:
 finally:
     os.chdir(here)
 source = C.find_cifar()
-print(f"notebooks: {source or 'no CIFAR-10 found: the synthetic stand-in'}")
+print(f"data: {f'CIFAR-10 ({os.path.basename(source)})' if source else 'synthetic stand-in'}; notebooks read "
+      f"{source or 'no CIFAR-10 (none found): the synthetic stand-in'}")
 if source:
     splits = tv.data.load_cifar10(source)
     for name, (images, labels) in splits.items():
