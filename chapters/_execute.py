@@ -1,9 +1,10 @@
-"""Runs chapter notebooks and keeps the run: ``python chapters/_execute.py [--quick] NAME ...``
+"""Runs chapter notebooks and keeps the run: ``python chapters/_execute.py [--full|--quick] NAME ...``
 
 The notebooks in ``chapters/`` are sources, committed without outputs, each paired by jupytext
 with ``chapters/NAME.py`` in percent format (``chapters/jupytext.toml``): edit either side and
 run ``jupytext --sync chapters/*.ipynb``. This script refuses a pair that differs, then executes
-the notebook in a fresh kernel (full mode unless ``--quick``), with
+the notebook in a fresh kernel (in its default mode, the one a student runs; ``--full`` for the
+long experiments, TINYVISION_FULL=1; ``--quick`` for CI's smoke test, TINYVISION_QUICK=1), with
 ``chapters/`` as the working directory, and writes the executed copy, outputs and plots
 included, to ``chapters/executed/NAME.ipynb``. The copy opens with a cell that says how it was
 made (mode, data, machine, threads, wall time, commit), the same facts are kept in
@@ -111,8 +112,9 @@ def pair_difference(name, src_dir=HERE):
     return None
 
 
-def execute(name, quick=False, timeout=None, src_dir=HERE, out_dir=EXECUTED):
-    """Execute SRC_DIR/NAME.ipynb in SRC_DIR; write OUT_DIR/NAME.ipynb. Returns its path.
+def execute(name, quick=False, timeout=None, src_dir=HERE, out_dir=EXECUTED, full=False):
+    """Execute SRC_DIR/NAME.ipynb in SRC_DIR in its default mode (``full``: TINYVISION_FULL=1;
+    ``quick``: TINYVISION_QUICK=1); write OUT_DIR/NAME.ipynb. Returns its path.
     Refused (ValueError) where the notebook has a paired NAME.py that differs from it."""
     import nbclient
     src = os.path.join(src_dir, name + ".ipynb")
@@ -121,8 +123,9 @@ def execute(name, quick=False, timeout=None, src_dir=HERE, out_dir=EXECUTED):
     if os.path.exists(os.path.join(src_dir, name + ".py")) and (diff := pair_difference(name, src_dir)):
         raise ValueError(f"{diff}: run `jupytext --sync {src}` first")
     nb = nbformat.read(src, as_version=4)
-    saved = {k: os.environ.get(k) for k in ("TINYVISION_QUICK", "MPLBACKEND")}
+    saved = {k: os.environ.get(k) for k in ("TINYVISION_QUICK", "TINYVISION_FULL", "MPLBACKEND")}
     os.environ["TINYVISION_QUICK"] = "1" if quick else "0"      # the kernel inherits this process's env
+    os.environ["TINYVISION_FULL"] = "1" if full else "0"
     os.environ.setdefault("MPLBACKEND", "Agg")
     source_commit = commit()        # before the run: the sources it executes
     start = time.time()
@@ -136,7 +139,7 @@ def execute(name, quick=False, timeout=None, src_dir=HERE, out_dir=EXECUTED):
             else:
                 os.environ[k] = v
     wall = time.time() - start
-    run = dict(mode="quick" if quick else "full", data=data_source(nb), machine=machine(),
+    run = dict(mode="quick" if quick else "full" if full else "default", data=data_source(nb), machine=machine(),
                wall_time_s=round(wall, 1), commit=source_commit,
                date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                python=platform.python_version())
@@ -182,7 +185,9 @@ def sync_markdown(name, src_dir=HERE, out_dir=EXECUTED):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="+", help="notebook names without .ipynb (e.g. 01_computer_vision_and_pretraining)")
-    p.add_argument("--quick", action="store_true", help="QUICK mode (TINYVISION_QUICK=1) instead of full mode")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--full", action="store_true", help="full mode (TINYVISION_FULL=1): the long experiments")
+    mode.add_argument("--quick", action="store_true", help="QUICK mode (TINYVISION_QUICK=1): CI's smoke test")
     p.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: no limit)")
     p.add_argument("--sync-markdown", action="store_true",
                    help="run nothing: carry the source's markdown into the executed copy")
@@ -193,7 +198,7 @@ def main(argv=None):
             print(f"{name}: {sync_markdown(name)} markdown cells updated", flush=True)
             continue
         t = time.time()
-        path = execute(name, args.quick, args.timeout)
+        path = execute(name, args.quick, args.timeout, full=args.full)
         print(f"wrote {os.path.relpath(path)} ({(time.time() - t) / 60:.1f} min)", flush=True)
 
 

@@ -184,14 +184,18 @@ def test_execute_writes_a_stamped_copy(tmp_path, monkeypatch):
     (src / "side.txt").write_text("found")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("import os\nprint('data: synthetic stand-in')\n"
-                                          "print(open('side.txt').read(), os.environ['TINYVISION_QUICK'])")]
+                                          "print(open('side.txt').read(), os.environ['TINYVISION_QUICK'], "
+                                          "os.environ['TINYVISION_FULL'])")]
     nbformat.write(nb, str(src / "demo.ipynb"))
     out = _execute.execute("demo", quick=True, timeout=60, src_dir=str(src), out_dir=str(tmp_path / "executed"))
     ran = nbformat.read(out, as_version=4)
     run = ran.metadata[_execute.RUN_KEY]
     assert run["mode"] == "quick" and run["data"] == "synthetic stand-in" and run["wall_time_s"] > 0
     assert "Executed copy" in ran.cells[0].source and "quick mode" in ran.cells[0].source
-    assert "found 1" in ran.cells[1].outputs[-1]["text"]
+    assert "found 1 0" in ran.cells[1].outputs[-1]["text"]
+    out = _execute.execute("demo", full=True, timeout=60, src_dir=str(src), out_dir=str(tmp_path / "executed"))
+    ran = nbformat.read(out, as_version=4)
+    assert ran.metadata[_execute.RUN_KEY]["mode"] == "full" and "found 0 1" in ran.cells[1].outputs[-1]["text"]
     assert os.listdir(tmp_path / "executed") == ["demo.ipynb"]   # written whole, no temporary left
     with pytest.raises(FileNotFoundError, match="no chapter notebook"):
         _execute.execute("absent", src_dir=str(src), out_dir=str(tmp_path / "executed"))
