@@ -194,9 +194,10 @@ C.say(f"rows of dy/dx the ReLU after the addition sets to zero: {1 - mask.mean()
 # How large is the gradient that reaches the first convolution of a freshly initialised network,
 # as depth grows? One forward and backward pass on a batch of 32 images, for plain (no
 # shortcuts) and residual CIFAR networks of depth 6n + 2, both with batch norm after every
-# convolution. A gradient that shrinks with depth (here: by more than 10x) *vanishes*; one that
-# grows by more than 10x *explodes*; the verdicts below name what this run measured, across depths
-# and, in the deepest network, from the last layer back to the first.
+# convolution. The verdicts below name what this run measured, across depths and, in the deepest
+# network, from the last layer back to the first, with a stated convention: a gradient that
+# changes by more than a factor of 1000 *explodes* (grows) or *vanishes* (shrinks); by a factor of
+# 10 to 1000 it *grows* or *shrinks*; otherwise it stays within a factor of 10.
 
 # %%
 split = C.load_data(*C.by_mode((100, 50), (20, 10), full=(500, 200)))
@@ -226,18 +227,19 @@ for ax in axes: ax.legend(); ax.grid(alpha=0.3)
 plt.show()
 
 def growth(ratio):
-    """Name a ratio of gradient norms: grows (explodes), shrinks (vanishes) or neither."""
-    if ratio > 10:
-        return f"grows {ratio:.3g}-fold: the gradient explodes"
-    if ratio < 0.1:
-        return f"shrinks to {ratio:.3g} of it: the gradient vanishes"
-    return f"changes by a factor of {ratio:.2f}: neither explodes nor vanishes (within 10x)"
+    """Name a ratio of gradient norms (the convention stated above)."""
+    for bound, word in [(1e3, "explodes"), (10, "grows"), (0.1, "stays within a factor of 10"), (1e-3, "shrinks")]:
+        if ratio > bound:
+            return f"x{ratio:.3g}: {word}"
+    return f"x{ratio:.3g}: vanishes"
 
 for kind, g in first_conv.items():
     C.say(f"{kind}: |dL/dW| of the first conv, depth {depths[0]} -> {depths[-1]}: {g[0]:.2e} -> {g[-1]:.2e}, "
           f"{growth(g[-1] / g[0])}")
     p = profiles[kind, depths[-1]]
     C.say(f"  {kind}-{depths[-1]}, from its last 3x3 conv back to its first: {p[-1]:.2e} -> {p[0]:.2e}, {growth(p[0] / p[-1])}")
+C.say(f"at depth {depths[-1]} the plain network's first-layer gradient is {first_conv['plain'][-1] / first_conv['residual'][-1]:.3g} "
+      f"times the residual network's")
 
 # %% [markdown]
 # The plain networks here have batch norm after every convolution and He initialisation, so their
@@ -601,10 +603,12 @@ for lr in [0.1, 1.0]:
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 for name, (losses, norms) in clip_runs.items():
-    axes[0].semilogy(np.nan_to_num(losses, nan=1e3, posinf=1e3), label=name)
-    axes[1].semilogy(np.nan_to_num(norms, nan=1e12, posinf=1e12), label=name)
-axes[0].axhline(np.log(10), color="grey", lw=0.8, ls=":")
-axes[0].set_title("loss (NaN and inf drawn as 1000; dotted: ln 10)"); axes[1].set_title("gradient norm before clipping")
+    losses, norms = np.asarray(losses), np.asarray(norms)
+    axes[0].plot(np.where(np.isfinite(losses), np.minimum(losses, 10), 10), label=name)
+    axes[1].semilogy(np.where(np.isfinite(norms), norms, np.nan), label=name)
+axes[0].axhline(np.log(10), color="grey", lw=0.8, ls=":"); axes[0].set_ylim(0, 10.5)
+axes[0].set_title("loss (above 10, inf and NaN drawn at 10; dotted: ln 10)", fontsize=9)
+axes[1].set_title("gradient norm before clipping (gaps: inf or NaN)", fontsize=9)
 for ax in axes: ax.set_xlabel("step"); ax.legend(fontsize=8); ax.grid(alpha=0.3)
 plt.show()
 
@@ -649,9 +653,9 @@ if recorded:
 # %% [markdown]
 # The projection adds parameters and computation (only at the two stage transitions here). On
 # ImageNet, He et al. (2016, Table 3) measured a small gain for it: ResNet-34 top-1 error 25.03%
-# with A, 24.52% with B, 24.19% with projections everywhere (C); they kept identity shortcuts for
-# the CIFAR nets and the bottleneck ResNets, where projections everywhere would double the
-# cost of the shortcuts. Whether runs as short as the ones above separate A from B is what their
+# with A, 24.52% with B, 24.19% with projections everywhere (C). They use A for the CIFAR nets and
+# B (projections only where the shape changes) for the bottleneck ResNets, where projections
+# everywhere would double the blocks' time and size (§4.1). Whether runs as short as the ones above separate A from B is what their
 # verdicts say.
 
 # %% [markdown]
@@ -662,10 +666,10 @@ if recorded:
 #   intermediate normalization layers", and residual learning addresses *degradation*: deeper
 #   plain networks reaching a higher **training** error (He et al. 2016, "Deep Residual Learning
 #   for Image Recognition", CVPR, §1 and §4.1, where they argue the plain nets' difficulty is
-#   "unlikely to be caused by vanishing gradients"). In our measurement above, the deep plain
-#   networks' gradients at initialisation grow with depth, the opposite of vanishing, as Yang et
-#   al. (2019, "A Mean Field Theory of Batch Normalization", ICLR) predict for batch norm without
-#   shortcuts.
+#   "unlikely to be caused by vanishing gradients"). For deep plain networks *with* batch norm,
+#   Yang et al. (2019, "A Mean Field Theory of Batch Normalization", ICLR) prove the opposite of
+#   vanishing: gradients that explode with depth at initialisation; the verdicts of 3.1 name
+#   what this chapter's measurement shows.
 # - **"Batch norm scales each batch's activations to a normal distribution with mean 0 and
 #   standard deviation 1."** It standardises the mean and variance of each channel (feature) over
 #   the mini-batch, then applies a learned scale $\gamma$ and shift $\beta$ (Ioffe & Szegedy 2015,
@@ -678,7 +682,7 @@ if recorded:
 #   by reducing internal covariate shift; Santurkar et al. (2018, "How Does Batch Normalization
 #   Help Optimization?", NeurIPS) show its benefit comes from a smoother loss landscape instead;
 #   and in deep networks without shortcuts it *causes* gradient explosion at initialisation (Yang
-#   et al. 2019; measured above).
+#   et al. 2019; measured in 3.1).
 # - **Gradient clipping "clips gradients larger than the threshold to the threshold range".**
 #   That describes clipping each value, while the formula the article gives rescales the whole
 #   vector by its global norm; the two differ in direction (measured in 3.3). Norm clipping is
@@ -691,14 +695,15 @@ if recorded:
 # - **Two kinds of skip connection, "identity" and "additive, adding an identity mapping with
 #   weight 1".** These are the same thing: every shortcut is added with weight 1. The paper's
 #   distinction is identity (parameter-free, option A's zero padding where shapes change) against
-#   projection shortcuts (1x1 convolutions, options B and C; §3.3 and Table 3; section 3.4 above).
+#   projection shortcuts (1x1 convolutions, options B and C; §3.3, and §4.1 with Table 3; section
+#   3.4 above).
 # - **"ResNet has fewer parameters at the same model size."** A model's size *is* its parameter
 #   count. The paper's facts: identity shortcuts add no parameters, so a ResNet has exactly the
 #   parameters of its plain counterpart (visible in every summary above: `plain=True` removes
 #   only parameter-free shortcuts), and ResNet-34 needs 3.6 billion FLOPs, 18% of VGG-19's 19.6
 #   billion (§3.3); ResNet-152 (11.3 billion) is still cheaper than VGG-16 (15.3 billion).
 # - **The architecture diagram** ("conv1 -> residual blocks -> output layer") leaves out the
-#   global average pooling between the last block and the classifier (§3.4), which is what lets
+#   global average pooling between the last block and the classifier (§3.3), which is what lets
 #   the same network take other image sizes.
 
 # %% [markdown]
