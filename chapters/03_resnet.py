@@ -5,8 +5,8 @@
 # and its variants (bottleneck, pre-activation), shows numerically that its Jacobian is the
 # identity plus the layers' Jacobian, measures gradients at initialisation and the degradation
 # experiment (plain vs residual networks of growing depth), derives batch normalisation's forward
-# and backward pass and checks them with `tv.gradcheck`, tests gradient clipping on a run that
-# diverges without it, and compares identity with projection shortcuts. It ends with the
+# and backward pass and checks them with `tv.gradcheck`, tests gradient clipping at learning rates
+# high enough to destabilise training, and compares identity with projection shortcuts. It ends with the
 # article's factual errors and four exercises.
 #
 # **Run modes.** By default the chapter trains small networks on 1,000 CIFAR-10 images and runs
@@ -557,7 +557,7 @@ print(f"direction kept?  by norm: cos = {cos(grads, by_norm):.4f};  by value: co
 # %% [markdown]
 # ### A run that diverges, with and without clipping
 # Batch norm after every convolution makes each convolution's output independent of the scale of
-# its weights, so a too-large learning rate in a ResNet mostly inflates the weights instead of
+# its weights, so a too-large learning rate in a ResNet tends to inflate the weights instead of
 # blowing up the loss: such a network is a poor demonstration of exploding updates. We use a
 # network without any normalisation instead: a three-layer perceptron on the flattened images,
 # SGD with momentum 0.9, at two learning rates (0.1 and 1.0), each with no clipping and with the
