@@ -291,3 +291,248 @@ def test_recipe_pieces_on_device(device):
     expected, got = run("cpu"), run(device)
     for name, value in got.items():
         np.testing.assert_allclose(value, expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+# ---------------------------------------------------------------- the recipe speedrun_cpu and its loop
+from types import SimpleNamespace  # noqa: E402
+
+from cifar_fixture import write_cifar_batches  # noqa: E402
+from test_train import assert_same_weights, interrupt_and_resume  # noqa: E402
+from tinyvision import data  # noqa: E402
+from tinyvision.errors import InputError  # noqa: E402
+from tinyvision.recipes import TrainConfig, build_optimizer, build_scheduler, build_transform, speedrun_sgd  # noqa: E402
+from tinyvision.serialization import load  # noqa: E402
+from tinyvision.speedrun import (WHITENING_STREAM, AlternatingFlips, SpeedrunTrainer,  # noqa: E402
+                                 lookahead_alpha)
+from tinyvision.train import Trainer  # noqa: E402
+
+
+@pytest.fixture
+def cifar_dir(tmp_path):
+    return write_cifar_batches(str(tmp_path / "data"))     # 200 training images, 100 test
+
+
+def speedrun_config(cifar_dir, out, **kw):
+    """speedrun_cpu on the fixture: a 1/8-width net, 8 steps of 25 images per epoch."""
+    base = dict(recipe="speedrun_cpu", data=cifar_dir, out=str(out), epochs=2, batch_size=25, lr=0.05,
+                prefetch=0, eval_batch_size=50, log_interval=2, model_kwargs={"width_mult": 0.125})
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_speedrun_cpu_resolves_to_airbench94s_recipe_and_flags_override_it():
+    cfg = TrainConfig(recipe="speedrun_cpu").resolved()
+    kilostep = 1024 * (1 + 1 / (1 - 0.85))                      # airbench's scale for momentum 0.85
+    expected = dict(model="cifar_speedrun", epochs=10, optimizer="sgd", momentum=0.85, nesterov=True,
+                    norm_bias_lr_scale=64.0, schedule="triangle", label_smoothing=0.2, clip_grad=0.0,
+                    batch_size=512, augment="translate2_flip", alternating_flip=True, whitening_images=5000,
+                    whiten_bias_epochs=3, lookahead_every=5, final_tta=[True, 1])
+    assert {k: getattr(cfg, k) for k in expected} == expected
+    # a sum loss at 11.5 / kilostep per example is our mean loss at 11.5 B / kilostep; decay 0.0153 B / kilostep
+    # per step is lr x L2 coefficient
+    assert cfg.lr == pytest.approx(11.5 * 512 / kilostep) and cfg.lr == pytest.approx(0.75)
+    assert cfg.lr * cfg.weight_decay == pytest.approx(0.0153 * 512 / kilostep)
+    assert speedrun_sgd(1024)["lr"] == pytest.approx(2 * cfg.lr)                   # the rate follows the batch
+    assert speedrun_sgd(1024)["weight_decay"] == cfg.weight_decay
+    # the model's own recipe, and flags over it
+    assert TrainConfig(model="cifar_speedrun").resolved().recipe == "speedrun_cpu"
+    cfg = TrainConfig(recipe="speedrun_cpu", epochs=2, lr=0.1, batch_size=64, augment="crop_flip",
+                      lookahead_every=0, subset=100, test_subset=50).resolved()
+    assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.augment, cfg.lookahead_every, cfg.subset) == \
+        (2, 0.1, 64, "crop_flip", 0, 100)
+    assert (cfg.momentum, cfg.whiten_bias_epochs) == (0.85, 3)
+    # other recipes leave the speed run's options off
+    plain = TrainConfig().resolved()
+    assert plain.norm_bias_lr_scale is None and not SpeedrunTrainer.follows(plain)
+    assert SpeedrunTrainer.follows(TrainConfig(recipe="speedrun_cpu").resolved())
+    for name, bad in [("lookahead_every", -1), ("whitening_images", 2.5), ("whiten_bias_epochs", -3),
+                      ("norm_bias_lr_scale", 0), ("alternating_flip", "yes")]:
+        with pytest.raises(InputError, match=f"--{name.replace('_', '-')}: expected"):
+            TrainConfig(recipe="speedrun_cpu", **{name: bad}).resolved()
+
+
+def test_command_line_picks_the_speedrun_trainer_for_new_and_resumed_runs(cifar_dir, tmp_path):
+    from tinyvision import cli
+    from tinyvision.progressive import ProgressiveTrainer
+    assert cli._trainer_class(TrainConfig(recipe="speedrun_cpu").resolved()) is SpeedrunTrainer
+    assert cli._trainer_class(TrainConfig(recipe="resnet20_cpu_2h").resolved()) is ProgressiveTrainer
+    assert cli._trainer_class(TrainConfig().resolved()) is Trainer
+    out = tmp_path / "run"
+    args = ["train", "--recipe", "speedrun_cpu", "--data", cifar_dir, "--out", str(out), "--batch-size", "20",
+            "--subset", "4", "--test-subset", "2", "--lr", "0.05", "--no-progress"]
+    for extra in (["--epochs", "1"], ["--resume", str(out), "--epochs", "2"]):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(args[:1] + extra if "--resume" in extra else args + extra)
+        assert exit_.value.code == 0
+        state = load(str(out / "last.tvz"))
+        assert state["lookahead"]["step_count"] == 2 * state["epoch"]   # 2 steps an epoch, lookahead kept
+    assert [row["epoch"] for row in state["history"]] == [1, 2] and "tta_test_acc" in state["history"][1]
+
+
+def test_triangular_schedule_rises_from_a_fifth_to_the_peak_at_20_percent_then_falls_to_zero():
+    model = fresh(width_mult=0.125)
+    cfg = SimpleNamespace(**{**vars(TrainConfig(recipe="speedrun_cpu").resolved()), "epochs": 5})
+    opt = build_optimizer(model, cfg)
+    norm_biases = [p for n, p in model.named_parameters() if ".norm" in n and n.endswith("bias")]
+    assert [len(g["params"]) for g in opt.param_groups] == [len(list(p for p in model.parameters()
+                                                                 if p.requires_grad)) - 6, 6]
+    assert all(any(p is q for q in opt.param_groups[1]["params"]) for p in norm_biases)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([cfg.lr, 64 * cfg.lr])
+    assert [g["weight_decay"] for g in opt.param_groups] == pytest.approx([cfg.weight_decay, cfg.weight_decay / 64])
+    assert all(g["nesterov"] and g["momentum"] == 0.85 for g in opt.param_groups)
+    sched = build_scheduler(opt, cfg, 20)                                     # 100 steps, the peak at step 20
+    factors = np.array([lr / cfg.lr for lr in [sched.lr_at(t)[0] for t in range(101)]])
+    np.testing.assert_allclose(factors[:21], 0.2 + 0.8 * np.arange(21) / 20, atol=1e-12)
+    np.testing.assert_allclose(factors[20:], 1 - np.arange(81) / 80, atol=1e-12)
+    assert sched.lr_at(50)[1] == pytest.approx(64 * sched.lr_at(50)[0])       # each group its own scale
+    for _ in range(100):
+        sched.step()
+    assert [g["lr"] for g in opt.param_groups] == [0.0, 0.0]
+    # LinearLR alone is PyTorch's: a line from start to end factor, then flat
+    line = optim.LinearLR(optim.SGD([tv.zeros(1, requires_grad=True)], lr=2.0), 0.5, 0.0, total_iters=4)
+    assert [line.lr_at(t)[0] for t in range(6)] == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0, 0.0])
+
+
+def test_random_crop_reflect_padding_mirrors_the_border():
+    images = np.random.default_rng(0).integers(0, 256, (200, 6, 6, 3), dtype=np.uint8)
+    out = data.RandomCrop(6, padding=2, padding_mode="reflect")(images, np.random.default_rng(1))
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+    assert padded[0, 0, 2].tolist() == images[0, 2, 0].tolist()               # row -2 reads row 2
+    moves = set()
+    for n in range(len(images)):
+        found = [(dy, dx) for dy in range(5) for dx in range(5)
+                 if np.array_equal(out[n], padded[n, dy:dy + 6, dx:dx + 6])]
+        assert found, n
+        moves.add(found[0])
+    assert len(moves) == 25                                                     # every shift up to 2 pixels
+    assert "padding_mode='reflect'" in repr(data.RandomCrop(32, 2, "reflect"))
+    with pytest.raises(ValueError, match="padding_mode"):
+        data.RandomCrop(32, 2, "wrap")
+    steps = build_transform("translate2_flip", (0, 0, 0), (1, 1, 1)).transforms
+    assert repr(steps[0]) == "RandomCrop(32, padding=2, padding_mode='reflect')"
+    assert isinstance(steps[1], data.RandomHorizontalFlip)
+    steps = build_transform("translate2_flip", (0, 0, 0), (1, 1, 1), random_flip=False).transforms
+    assert not any(isinstance(t, data.RandomHorizontalFlip) for t in steps)
+
+
+def test_alternating_flips_mirror_the_other_images_each_epoch():
+    dataset = SimpleNamespace(data=np.random.default_rng(0).integers(0, 256, (1000, 4, 4, 3), dtype=np.uint8),
+                              targets=np.arange(1000) % 10, classes=list("abcdefghij"))
+    flips = AlternatingFlips(dataset, seed=3)
+    assert 0.45 < flips.flips(0).mean() < 0.55                                  # a random half first
+    for epoch in range(4):
+        np.testing.assert_array_equal(flips.flips(epoch) ^ flips.flips(epoch + 1), True)
+        flips.set_epoch(epoch)
+        mirrored = flips.flips(epoch)
+        np.testing.assert_array_equal(flips.data[mirrored], dataset.data[mirrored][:, :, ::-1])
+        np.testing.assert_array_equal(flips.data[~mirrored], dataset.data[~mirrored])
+    np.testing.assert_array_equal(AlternatingFlips(dataset, seed=3).flips(5), flips.flips(5))  # from seed, epoch
+    assert not np.array_equal(AlternatingFlips(dataset, seed=4).flips(0), flips.flips(0))
+    assert flips[7][1] == 7 and len(flips) == 1000
+
+
+def test_the_loop_trains_on_alternating_flips(cifar_dir, tmp_path, monkeypatch):
+    """Epochs 0 and 1 together show every training image once as it is and once mirrored."""
+    trainer = SpeedrunTrainer(speedrun_config(cifar_dir, tmp_path / "run", augment="flip", lookahead_every=0),
+                              progress=False, log=None)
+    seen = []
+    original = Trainer.train_step
+    monkeypatch.setattr(Trainer, "train_step", lambda self, x, y: seen.append((self.epoch, x.numpy())) or
+                        original(self, x, y))
+    trainer.fit()
+    images = trainer.train_set.data
+    to_input = trainer.test_loader.transform                                   # normalised, no augmentation
+    plain, mirrored = to_input(images), to_input(images[:, :, ::-1])
+    for epoch in (0, 1):
+        batches = np.concatenate([x for e, x in seen if e == epoch])
+        assert len(batches) == len(images)
+        index = {x.tobytes(): i for i, x in enumerate(plain)}
+        flipped = [index.get(x.tobytes()) is None for x in batches]
+        which = [index[x.tobytes()] if not f else
+                 next(i for i, m in enumerate(mirrored) if np.array_equal(m, x)) for x, f in zip(batches, flipped)]
+        assert sorted(which) == list(range(len(images)))
+        pattern = np.zeros(len(images), bool)
+        pattern[which] = flipped
+        np.testing.assert_array_equal(pattern, trainer.flips.flips(epoch))
+
+
+def test_whitening_is_set_from_the_training_images_before_the_first_step(cifar_dir, tmp_path, monkeypatch):
+    cfg = speedrun_config(cifar_dir, tmp_path / "run", epochs=1, whitening_images=60)
+    trainer = SpeedrunTrainer(cfg, progress=False, log=None)
+    at_first_step = {}
+    original = Trainer.train_step
+    monkeypatch.setattr(Trainer, "train_step", lambda self, x, y: at_first_step.setdefault(
+        "w", self.model.whiten.weight.numpy().copy()) is None or original(self, x, y))
+    trainer.fit()
+    pick = np.sort(np.random.default_rng([0, WHITENING_STREAM]).choice(200, 60, replace=False))
+    expected = fresh(width_mult=0.125)
+    init_whitening(expected, trainer.test_loader.transform(trainer.train_set.data[pick]))
+    np.testing.assert_array_equal(at_first_step["w"], expected.whiten.weight.numpy())
+    np.testing.assert_array_equal(trainer.model.whiten.weight.numpy(), expected.whiten.weight.numpy())  # frozen
+    assert len(trainer.whitening_eigenvalues) == 12
+    # without: the random initialisation stays
+    off = SpeedrunTrainer(speedrun_config(cifar_dir, tmp_path / "off", whitening_images=0), progress=False, log=None)
+    np.testing.assert_array_equal(off.model.whiten.weight.numpy(), fresh(width_mult=0.125).whiten.weight.numpy())
+    with pytest.raises(ValueError, match="resnet20 has no whitening conv"):
+        SpeedrunTrainer(speedrun_config(cifar_dir, tmp_path / "r", model="resnet20", model_kwargs={}),
+                        progress=False, log=None)
+
+
+def test_the_whitening_bias_trains_3_epochs_then_is_frozen(cifar_dir, tmp_path, monkeypatch):
+    trainer = SpeedrunTrainer(speedrun_config(cifar_dir, tmp_path / "run", epochs=5, lookahead_every=0),
+                              progress=False, log=None)
+    after_epoch = []
+    original = SpeedrunTrainer.train_one_epoch
+
+    def record(self):
+        row = original(self)
+        after_epoch.append((self.model.whiten.bias.numpy().copy(), self.model.head.weight.numpy().copy(),
+                            self.model.whiten.bias.requires_grad))
+        return row
+
+    monkeypatch.setattr(SpeedrunTrainer, "train_one_epoch", record)
+    start = trainer.model.whiten.bias.numpy().copy()
+    trainer.fit()
+    biases = [start] + [b for b, _, _ in after_epoch]
+    assert all(not np.array_equal(biases[e], biases[e + 1]) for e in range(3))     # epochs 1-3 train it
+    np.testing.assert_array_equal(biases[3], biases[4])
+    np.testing.assert_array_equal(biases[4], biases[5])
+    assert [trains for _, _, trains in after_epoch] == [True, True, True, False, False]
+    assert not np.array_equal(after_epoch[3][1], after_epoch[4][1])                 # the rest trains on
+
+
+def test_lookahead_runs_in_the_loop_and_the_run_ends_on_the_slow_weights(cifar_dir, tmp_path, monkeypatch):
+    trainer = SpeedrunTrainer(speedrun_config(cifar_dir, tmp_path / "run"), progress=False, log=None)
+    syncs = []
+    original = optim.Lookahead.sync
+    monkeypatch.setattr(optim.Lookahead, "sync", lambda self, alpha: syncs.append((self.step_count, alpha)) or
+                        original(self, alpha))
+    trainer.fit()
+    total = 16                                                            # 2 epochs of 8 steps
+    assert syncs == [(5, lookahead_alpha(5, total)), (10, lookahead_alpha(10, total)),
+                     (15, lookahead_alpha(15, total)), (16, 0.0)]
+    assert lookahead_alpha(0, total) == 1.0 and lookahead_alpha(total, total) == pytest.approx(1 - 0.95 ** 5)
+    slow = trainer.lookahead.slow
+    state = trainer.model.state_dict()
+    for name in slow:
+        np.testing.assert_array_equal(state[name], slow[name], err_msg=name)
+    saved = load(str(tmp_path / "run" / "last.tvz"))
+    assert saved["lookahead"]["step_count"] == total
+    np.testing.assert_array_equal(saved["model"]["head.weight"], saved["lookahead"]["slow"]["head.weight"])
+
+
+def test_resume_after_interruption_is_exact(cifar_dir, tmp_path, monkeypatch):
+    """Whitening, alternating flips, freezing after epoch 1, lookahead every 3 steps: stopped in
+    epoch 2 and resumed, the run ends on the uninterrupted run's weights, bit for bit."""
+    kw = dict(epochs=3, whiten_bias_epochs=1, lookahead_every=3, whitening_images=50)
+    straight = SpeedrunTrainer(speedrun_config(cifar_dir, tmp_path / "a", **kw), progress=False, log=None)
+    straight.fit()
+    interrupted = SpeedrunTrainer(speedrun_config(cifar_dir, tmp_path / "b", **kw), progress=False, log=None)
+    resumed = interrupt_and_resume(interrupted, monkeypatch, at_call=11)
+    assert type(resumed) is SpeedrunTrainer and (resumed.epoch, resumed.step_in_epoch) == (1, 3)
+    assert resumed.lookahead.step_count == 11
+    resumed.fit()
+    assert_same_weights(straight, resumed)
+    for name, slow in straight.lookahead.slow.items():
+        np.testing.assert_array_equal(resumed.lookahead.slow[name], slow, err_msg=name)
+    assert resumed.history[-1]["train_loss"] == straight.history[-1]["train_loss"]

@@ -151,21 +151,30 @@ def _data(path, no_download, progress=True):
     return resolve_cifar10(path, download=not no_download, progress=progress)
 
 
-def cmd_train(args):
+def _trainer_class(cfg):
+    """The loop a resolved config needs: the speed run's, crop phases', else the plain one."""
     from .progressive import ProgressiveTrainer
+    from .speedrun import SpeedrunTrainer
     from .train import Trainer
+    return SpeedrunTrainer if SpeedrunTrainer.follows(cfg) else ProgressiveTrainer if cfg.progressive else Trainer
+
+
+def cmd_train(args):
+    from .serialization import classifier_checkpoint, load
     progress = not args.no_progress
     if args.resume:
         overrides = {"epochs": args.epochs} if args.epochs is not None else {}
         if args.data is not None:
             overrides["data"] = _data(args.data, True)
-        # the saved config decides; a run without crop phases is the plain loop in this class too
-        trainer = ProgressiveTrainer.resume(args.resume, progress=progress, **overrides)
+        # the saved config decides the loop (no last.tvz: Trainer.resume says so)
+        last = os.path.join(args.resume, "last.tvz")
+        saved = TrainConfig(**classifier_checkpoint(load(last), last)["config"]) if os.path.isfile(last) else TrainConfig()
+        trainer = _trainer_class(saved).resume(args.resume, progress=progress, **overrides)
     else:
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
         # every option checked before the data is looked for (and perhaps downloaded)
-        trainer_class = ProgressiveTrainer if cfg.resolved().progressive else Trainer
+        trainer_class = _trainer_class(cfg.resolved())
         cfg.data = _data(args.data, args.no_download, progress)
         trainer = trainer_class(cfg, progress=progress, overwrite=args.overwrite)
     trainer.fit()

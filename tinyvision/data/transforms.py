@@ -38,15 +38,20 @@ class Compose:
 
 
 class RandomCrop:
-    """Pad each image by ``padding`` (zeros) and cut a random size x size window from it:
-    translations by up to ``padding`` pixels, one offset per image.
+    """Pad each image by ``padding`` and cut a random size x size window from it: translations
+    by up to ``padding`` pixels, one offset per image. ``padding_mode`` (PyTorch's names):
+    'constant' pads with zeros (black), 'reflect' mirrors the border without repeating the
+    edge pixel (row -1 reads row 1), so a moved image shows no black band that the test
+    images never have.
 
     The windows are gathered in one fancy index into a strided view of the padded batch,
     view[n, dy, dx] = padded[n, dy:dy + size, dx:dx + size], which copies whole window rows
     (a per-pixel gather was 7 ms for 128 CIFAR images, this 0.05 ms)."""
 
-    def __init__(self, size, padding=0):
-        self.size, self.padding = size, padding
+    def __init__(self, size, padding=0, padding_mode="constant"):
+        if padding_mode not in ("constant", "reflect"):
+            raise ValueError(f"RandomCrop: padding_mode must be 'constant' or 'reflect', got {padding_mode!r}")
+        self.size, self.padding, self.padding_mode = size, padding, padding_mode
 
     def __call__(self, x, rng=None):
         x, single = _as_batch(x)
@@ -56,7 +61,7 @@ class RandomCrop:
             raise ValueError(f"RandomCrop({s}, padding={p}) needs images of at least {s - 2 * p} pixels "
                              f"a side, got {H}x{W} (expected (N, H, W, C) or (H, W, C))")
         if p:
-            x = xp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+            x = xp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=self.padding_mode)
         x = xp.ascontiguousarray(x)
         ny, nx = H + 2 * p - s + 1, W + 2 * p - s + 1
         dy, dx = xp.asarray(rng.integers(0, ny, N)), xp.asarray(rng.integers(0, nx, N))
@@ -67,7 +72,8 @@ class RandomCrop:
         return out[0] if single else out
 
     def __repr__(self):
-        return f"RandomCrop({self.size}, padding={self.padding})"
+        mode = f", padding_mode={self.padding_mode!r}" if self.padding_mode != "constant" else ""
+        return f"RandomCrop({self.size}, padding={self.padding}{mode})"
 
 
 class RandomHorizontalFlip:

@@ -226,7 +226,7 @@ def patches(x, kh, kw):
     return shifted.transpose(0, 3, 4, 1, 2).reshape(-1, C * kh * kw)
 
 
-@register_model(cifar_cfg("resnet_sgd"))
+@register_model(cifar_cfg("speedrun_cpu"))
 def cifar_speedrun(num_classes=10, width_mult=1.0, **kwargs):
     """The airbench94-like net (widths 64/256/256 times ``width_mult``), 1.97M parameters;
     ``kwargs`` go to ``SpeedrunNet`` (logit_scale, bn_momentum, identity_init, ...)."""

@@ -15,11 +15,11 @@ from .lookahead import Lookahead
 from .freeze import FreezeAfter
 from .sgd import SGD
 from .adam import Adam, AdamW
-from .lr_scheduler import (CosineAnnealingLR, LinearWarmup, LRScheduler, MultiStepLR, OneCycleLR,
+from .lr_scheduler import (CosineAnnealingLR, LinearLR, LinearWarmup, LRScheduler, MultiStepLR, OneCycleLR,
                            StepLR)
 from .clip import clip_grad_norm_, clip_grad_value_
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "param_groups_weight_decay", "param_groups_norm_bias",
            "Lookahead", "FreezeAfter", "LRScheduler", "StepLR",
-           "MultiStepLR", "CosineAnnealingLR", "LinearWarmup", "OneCycleLR", "clip_grad_norm_",
+           "MultiStepLR", "CosineAnnealingLR", "LinearLR", "LinearWarmup", "OneCycleLR", "clip_grad_norm_",
            "clip_grad_value_", "required"]

@@ -96,6 +96,30 @@ class CosineAnnealingLR(LRScheduler):
         return [self.eta_min + (base - self.eta_min) * c for base in self.base_lrs]
 
 
+class LinearLR(LRScheduler):
+    """A straight line from base * start_factor to base * end_factor over total_iters steps,
+    then constant (PyTorch's LinearLR, closed form):
+
+        lr_t = base * (start_factor + (end_factor - start_factor) * min(t, total_iters) / total_iters)
+
+    ``LinearLR(opt, 1.0, 0.0, T)`` decays linearly to 0; behind ``LinearWarmup`` it makes the
+    triangular schedule of fast CIFAR recipes (``recipes.build_scheduler``, 'triangle').
+    """
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
+        if total_iters < 1:
+            raise ValueError(f"LinearLR: total_iters must be >= 1, got {total_iters}")
+        if not (0.0 <= start_factor and 0.0 <= end_factor):
+            raise ValueError(f"LinearLR: factors must be >= 0, got {start_factor}, {end_factor}")
+        self.start_factor, self.end_factor = float(start_factor), float(end_factor)
+        self.total_iters = int(total_iters)
+        super().__init__(optimizer)
+
+    def lr_at(self, step):
+        f = self.start_factor + (self.end_factor - self.start_factor) * min(step, self.total_iters) / self.total_iters
+        return [base * f for base in self.base_lrs]
+
+
 class LinearWarmup(LRScheduler):
     """A linear warmup in front of another schedule ``after``, which then runs shifted by
     warmup_steps (its step 0 comes right after the warmup):
