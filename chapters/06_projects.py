@@ -184,13 +184,14 @@ plt.show()
 # class weights to 0.69-0.70, both beyond two standard errors, while the gap between the two
 # remedies (0.043 in the mean) is not. The other seven classes pay for it: their mean recall falls
 # by 0.033 with resampling and by 0.073 with class weights, so that macro F1 moves by at most
-# 0.021, within the noise of 3,000 test images. The short default run trains a much smaller network for fewer
-# steps; there the baseline may give up the rarest classes almost entirely, and its verdicts,
-# with the seed spread of two seeds, say whether the two remedies differ at that scale. The two
-# remedies are not the same thing: resampling shows each rare image many times per epoch (the
-# frequent ones fewer times), so it can overfit the few rare images without augmentation; class
-# weights show every image once per epoch but make the rare classes' gradients larger and the loss
-# noisier.
+# 0.021, within the noise of 3,000 test images. The short default run trains a much smaller
+# network for fewer steps; there the baseline may give up the rarest classes almost entirely, and
+# its verdicts, with the seed spread of two seeds, say whether the two remedies differ at that
+# scale. The two remedies are not the same thing: resampling draws each class about $N/10$ times
+# per epoch, so a rarest-class image is seen about 4 times per epoch and a most-frequent-class
+# image 0.4 times (the few rare images can be memorised, which augmentation works against); class
+# weights show every image once per epoch but give each rarest-class image 10 times the weight of
+# a most-frequent one, so a batch's loss depends more on which rare images it happens to hold.
 #
 # ## 6.2 Object detection (目标检测项目) and 6.3 segmentation (图像分割项目)
 #
@@ -217,7 +218,8 @@ plt.show()
 # * **Segmentation**: a U-Net decoder (transposed conv and bilinear upsampling, concatenating the
 #   stride-4 and stride-2 skips) on the ResNet, a SETR-style decoder (token grid, convolutions,
 #   progressive upsampling) on the ViT; per-pixel cross-entropy over background + 10 classes.
-#   Scored by **mIoU**, the mean over classes of $TP_c / (TP_c + FP_c + FN_c)$ counted over pixels.
+#   Scored by **mIoU**, the mean over the 11 classes (background included) of
+#   $IoU_c = TP_c / (TP_c + FP_c + FN_c)$, counted over pixels.
 
 # %%
 from tinyvision import tasks
