@@ -289,13 +289,7 @@ def verdicts(results, baseline, n_test):
             continue
         acc = np.array(r["test_acc"])
         d = acc.mean() - base.mean()
-        if min(len(acc), len(base)) > 1:
-            noise = max(np.ptp(acc), np.ptp(base))
-            what = f"seed spread {noise * 100:.1f}"
-        else:
-            p = (acc.mean() + base.mean()) / 2
-            noise = 2 * np.sqrt(2 * p * (1 - p) / n_test)
-            what = f"one seed; 2 standard errors on {n_test} test images: {noise * 100:.1f}"
+        noise, what = C.noise(acc, base, n_test)
         gap, base_gap = np.mean(r["train_acc"]) - acc.mean(), np.mean(results[baseline]["train_acc"]) - base.mean()
         if abs(d) > noise:
             said = f"{'better' if d > 0 else 'worse'} than {baseline} by {abs(d) * 100:.1f} points ({what})"

@@ -126,13 +126,7 @@ def imbalance_verdicts(setups, test_per_class, show=C.say):
     def compare(a, b, name_a, name_b, what, n):
         a, b = np.asarray(a, float), np.asarray(b, float)
         d = a.mean() - b.mean()
-        if min(len(a), len(b)) > 1:
-            noise = max(np.ptp(a), np.ptp(b))
-            how = f"seed spread {noise:.3f}, {len(a)} seeds"
-        else:
-            p = (a.mean() + b.mean()) / 2
-            noise = 2 * np.sqrt(2 * p * (1 - p) / n)
-            how = f"one seed; two standard errors on {n} test images {noise:.3f}"
+        noise, how = C.noise(a, b, n)
         said = (f"{name_a} {'above' if d > 0 else 'below'} {name_b} by {abs(d):.3f}" if abs(d) > noise else
                 f"{name_a} vs {name_b}: no difference beyond the noise ({d:+.3f})")
         show(f"  {what}: {said} ({how})")
