@@ -54,10 +54,11 @@ def speedrun_sgd(batch_size, momentum=0.85, lr_per_1024=11.5, decay_per_1024=0.0
 # 0.2, 2-pixel reflected translations with alternating flips, whitening from 5000 training
 # images (its bias frozen after 3 epochs), lookahead every 5 steps, and flip + shift-1 TTA at
 # the end (10 views). 10 epochs (airbench: 9.9); batch 512, not airbench's 1024: on a CPU a
-# larger batch runs no faster per image but holds twice the activations (gigabytes at 1024),
-# and half the batch gives twice the steps per epoch at the same rate per example.
-# Tested only after the last epoch, as airbench does: each test pass costs about a sixth of an
-# epoch (--eval-every 1 for a test curve).
+# larger batch runs no faster per image (the GPU needs 1024 to fill its cores) but holds twice
+# the activations (a process training at 512 peaks near 1.7 GB), and half the batch gives twice
+# the steps per epoch at the same rate per example (speedrun_sgd). Tested only after the last
+# epoch, as airbench does: a test pass, 10,000 images forward against an epoch's 50,000 forward
+# and backward, costs about a tenth of an epoch (--eval-every 1 for a test curve).
 RECIPES["speedrun_cpu"] = dict(
     model="cifar_speedrun", epochs=10, optimizer="sgd", **speedrun_sgd(512, 0.85), momentum=0.85, nesterov=True,
     norm_bias_lr_scale=64.0, schedule="triangle", warmup_epochs=0, label_smoothing=0.2, clip_grad=0.0,
