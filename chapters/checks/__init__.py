@@ -15,6 +15,9 @@ import functools
 
 import numpy as np
 
+import tinyvision as tv
+from tinyvision.tensor import Function
+
 
 def self_check(fn):
     """Turn ``fn(*answers) -> (passed, message)`` into a self-check that prints
@@ -41,3 +44,26 @@ def as_array(value, shape, what):
     if value.shape != shape:
         return None, f"{what} has shape {value.shape}, expected {shape}"
     return value, None
+
+
+class _StudentOp(Function):
+    """An op whose forward is ``forward(z)`` and whose backward is the student's:
+    ``backward(z, out, grad) -> dL/dz``; tv.gradcheck on it checks their backward numerically."""
+
+    def forward(self, z, forward=None, backward=None):
+        self.z, self.out, self.student_backward = z, forward(z), backward
+        return self.out
+
+    def backward(self, grad):
+        return self.student_backward(self.z, self.out, grad)
+
+
+def gradcheck_backward(forward, backward, z, hint):
+    """tv.gradcheck of the student's ``backward`` for the op ``forward`` at the float64 array z:
+    (passed, message), the message ending in ``hint`` when they disagree."""
+    zt = tv.tensor(z, dtype=np.float64, requires_grad=True)
+    result = tv.gradcheck(lambda t: _StudentOp.apply(t, forward=forward, backward=backward), zt,
+                          raise_exception=False)
+    if not result:
+        return False, f"tv.gradcheck disagrees: {str(result).splitlines()[-1].strip()} ({hint})"
+    return True, f"tv.gradcheck (central differences) agrees with your gradient on a {z.shape} input"

@@ -2,9 +2,8 @@
 import numpy as np
 
 import tinyvision as tv
-from tinyvision.tensor import Function
 
-from . import as_array, self_check
+from . import as_array, gradcheck_backward, self_check
 
 def _central_difference_error(h, dtype=np.float32):
     """Mean |(sin(x + h) - sin(x - h)) / 2h - cos(x)| over 401 points x in [0.5, 1.5], computed
@@ -47,28 +46,6 @@ def _softmax(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-class _StudentOp(Function):
-    """An op whose forward is ``forward(z)`` and whose backward is the student's:
-    ``backward(z, out, grad) -> dL/dz``; tv.gradcheck on it checks their backward numerically."""
-
-    def forward(self, z, forward=None, backward=None):
-        self.z, self.out, self.student_backward = z, forward(z), backward
-        return self.out
-
-    def backward(self, grad):
-        return self.student_backward(self.z, self.out, grad)
-
-
-def _gradcheck(forward, backward, z, hint):
-    """tv.gradcheck of _StudentOp(forward, backward) at the float64 array z: (passed, message)."""
-    zt = tv.tensor(z, dtype=np.float64, requires_grad=True)
-    result = tv.gradcheck(lambda t: _StudentOp.apply(t, forward=forward, backward=backward), zt,
-                          raise_exception=False)
-    if not result:
-        return False, f"tv.gradcheck disagrees: {str(result).splitlines()[-1].strip()} ({hint})"
-    return True, f"tv.gradcheck (central differences) agrees with your gradient on a {z.shape} input"
-
-
 @self_check
 def softmax_backward(backward):
     """Exercise: softmax's backward pass, dL/dz from p and dL/dp, checked by tv.gradcheck."""
@@ -76,7 +53,7 @@ def softmax_backward(backward):
     _, problem = as_array(backward(p, np.ones_like(p)), p.shape, "softmax_backward(p, grad)")
     if problem:
         return False, problem
-    return _gradcheck(_softmax, lambda z, p, grad: backward(p, grad), np.random.default_rng(2).normal(size=(4, 5)),
+    return gradcheck_backward(_softmax, lambda z, p, grad: backward(p, grad), np.random.default_rng(2).normal(size=(4, 5)),
                       "dp_i/dz_j = p_i (delta_ij - p_j); sum over i")
 
 
@@ -92,5 +69,5 @@ def smoothed_cross_entropy_grad(grad_fn, eps=0.1):
     q = np.full(z.shape, eps / z.shape[1])
     q[np.arange(len(y)), y] += 1 - eps
     loss = lambda z: -(q * np.log(_softmax(z))).sum() / len(z)
-    return _gradcheck(loss, lambda z, out, grad: grad * grad_fn(z, y, eps), z,
+    return gradcheck_backward(loss, lambda z, out, grad: grad * grad_fn(z, y, eps), z,
                       "the loss is a mean over N, and sum_k q_ik = 1")

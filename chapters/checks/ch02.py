@@ -5,8 +5,7 @@ import numpy as np
 import tinyvision as tv
 from tinyvision import ops
 
-from . import as_array, self_check
-from .appendix_b import _gradcheck
+from . import as_array, gradcheck_backward, self_check
 
 
 @self_check
@@ -62,7 +61,7 @@ def layer_norm_backward(fn):
     _, problem = as_array(fn(x, gamma, np.ones_like(x), eps), x.shape, "layer_norm_backward(x, gamma, grad, eps)")
     if problem:
         return False, problem
-    return _gradcheck(forward, lambda z, out, grad: fn(z, gamma, grad, eps), x,
+    return gradcheck_backward(forward, lambda z, out, grad: fn(z, gamma, grad, eps), x,
                       "x enters through x - mean and through the variance: dx has three terms")
 
 
