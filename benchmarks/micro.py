@@ -1,5 +1,5 @@
-"""Micro-benchmarks: forward + backward of single ops at the shapes ResNet-20 and the CIFAR ViT
-use (batch 128), against PyTorch on the same threads when installed (--vs-torch).
+"""Micro-benchmarks: forward + backward of single ops at the shapes ResNet-20, the CIFAR ViT and
+cifar_speedrun use (batch 128), against PyTorch on the same threads when installed (--vs-torch).
 
     python benchmarks/micro.py [--vs-torch] [--device cuda] [--repeat 5]
 
@@ -21,15 +21,25 @@ import tinyvision as tv  # noqa: E402
 import tinyvision.nn.functional as F  # noqa: E402
 
 B = 128
+
+
+def same3x3(c_in, c_out, size):
+    """A 3x3, padding-1 convolution case at batch B: (input shapes, tinyvision fn, torch fn)."""
+    return ([(B, c_in, size, size), (c_out, c_in, 3, 3)], lambda x, w: F.conv2d(x, w, padding=1),
+            lambda t, x, w: t.nn.functional.conv2d(x, w, padding=1))
+
+
 CASES = {  # name: (input shapes, tinyvision fn, torch fn)
-    "conv3x3 16->16 @32": ([(B, 16, 32, 32), (16, 16, 3, 3)], lambda x, w: F.conv2d(x, w, padding=1),
-                           lambda t, x, w: t.nn.functional.conv2d(x, w, padding=1)),
-    "conv3x3 32->32 @16": ([(B, 32, 16, 16), (32, 32, 3, 3)], lambda x, w: F.conv2d(x, w, padding=1),
-                           lambda t, x, w: t.nn.functional.conv2d(x, w, padding=1)),
-    "conv3x3 64->64 @8": ([(B, 64, 8, 8), (64, 64, 3, 3)], lambda x, w: F.conv2d(x, w, padding=1),
-                          lambda t, x, w: t.nn.functional.conv2d(x, w, padding=1)),
+    "conv3x3 16->16 @32": same3x3(16, 16, 32),
+    "conv3x3 32->32 @16": same3x3(32, 32, 16),
+    "conv3x3 64->64 @8": same3x3(64, 64, 8),
     "conv3x3 16->32 s2": ([(B, 16, 32, 32), (32, 16, 3, 3)], lambda x, w: F.conv2d(x, w, stride=2, padding=1),
                           lambda t, x, w: t.nn.functional.conv2d(x, w, stride=2, padding=1)),
+    "conv3x3 64->64 @15": same3x3(64, 64, 15),  # cifar_speedrun's
+    "conv3x3 64->256 @15": same3x3(64, 256, 15),
+    "conv3x3 256->256 @7": same3x3(256, 256, 7),
+    "max_pool2d 256@15": ([(B, 256, 15, 15)], lambda x: F.max_pool2d(x, 2),
+                          lambda t, x: t.nn.functional.max_pool2d(x, 2)),
     "batch_norm 16@32": ([(B, 16, 32, 32), (16,), (16,)], lambda x, g, b: F.batch_norm(x, weight=g, bias=b),
                          lambda t, x, g, b: t.nn.functional.batch_norm(x, None, None, g, b, training=True)),
     "layer_norm 65x192": ([(B, 65, 192), (192,), (192,)], lambda x, g, b: F.layer_norm(x, 192, g, b),
