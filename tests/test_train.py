@@ -291,9 +291,15 @@ def test_every_loop_takes_its_steps_through_train_step(cifar_dir, tmp_path, monk
 
 def test_a_plain_trainer_refuses_crop_phases_and_the_command_line_picks_the_progressive_one(cifar_dir, tmp_path,
                                                                                            capsys):
-    with pytest.raises(ValueError, match="progressive resizing .* needs tinyvision.progressive.ProgressiveTrainer"):
+    with pytest.raises(ValueError, match=r"progressive \(tinyvision.progressive.ProgressiveTrainer\): set, but "
+                                         "Trainer does not follow it"):
         Trainer(config(cifar_dir, tmp_path / "a", model="resnet20", epochs=3, progressive=[[24, 1]]), progress=False)
     assert not (tmp_path / "a").exists()   # refused before the run folder is claimed
+    from tinyvision.progressive import ProgressiveTrainer   # and a speedrun option, by the wrong subclass
+    with pytest.raises(ValueError, match=r"lookahead_every \(tinyvision.speedrun.SpeedrunTrainer\): set, but "
+                                         "ProgressiveTrainer does not follow it"):
+        ProgressiveTrainer(config(cifar_dir, tmp_path / "a", model="resnet20", epochs=3, lookahead_every=5),
+                           progress=False)
     # the recipe resnet20_cpu_2h sets progressive=[[24, 18]]: the command line trains it with
     # ProgressiveTrainer, whose check of the crop size is what refuses a ViT here
     from tinyvision import cli

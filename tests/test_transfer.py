@@ -241,7 +241,7 @@ def test_adapted_trainer_feeds_the_models_input_size_and_normalisation(tmp_path)
     plain = Trainer(cfg, progress=False, model=tv.models.create("resnet20"), datasets=sets)
     assert next(iter(plain.train_loader))[0].shape[1:] == (3, 32, 32)
     # progressive resizing crops the images a resizing trainer would scale: refused, by name
-    with pytest.raises(ValueError, match="progressive resizing"):
+    with pytest.raises(ValueError, match="progressive .*AdaptedTrainer does not follow it"):
         AdaptedTrainer(dataclasses.replace(cfg, epochs=2, progressive=[[24, 1]]), model, *sets, progress=False)
 
 

@@ -25,7 +25,7 @@ class ProgressiveTrainer(Trainer):
     norm's running statistics are re-estimated on ``cfg.bn_recalibration`` whole training
     images (``recalibrate_bn``). Without phases it is the plain ``Trainer``."""
 
-    trains_on_crops = True
+    follows_fields = ("progressive",)
 
     def _build(self, cfg, model, datasets):
         super()._build(cfg, model, datasets)

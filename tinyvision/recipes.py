@@ -66,6 +66,13 @@ RECIPES["speedrun_cpu"] = dict(
     whiten_bias_epochs=3, lookahead_every=5, eval_every=10, final_tta=[True, 1])
 
 
+# the config fields that only a Trainer subclass acts on, and which one: a trainer that does not
+# follow a field that is set refuses the config (train.Trainer) instead of ignoring it
+SUBCLASS_FIELDS = {"progressive": "tinyvision.progressive.ProgressiveTrainer",
+                   **{name: "tinyvision.speedrun.SpeedrunTrainer" for name in
+                      ("whitening_images", "whiten_bias_epochs", "lookahead_every", "alternating_flip")}}
+
+
 @dataclass
 class TrainConfig:
     """Every option of a run; fields left at None come from the recipe (``recipe``, else the

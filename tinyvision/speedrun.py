@@ -83,7 +83,7 @@ class SpeedrunTrainer(Trainer):
     four off it is the plain ``Trainer``. The model needs a ``whiten`` conv (``SpeedrunNet``)
     for the first two."""
 
-    OPTIONS = ("whitening_images", "whiten_bias_epochs", "lookahead_every", "alternating_flip")
+    follows_fields = OPTIONS = ("whitening_images", "whiten_bias_epochs", "lookahead_every", "alternating_flip")
 
     @classmethod
     def follows(cls, cfg):

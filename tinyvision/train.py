@@ -12,14 +12,14 @@ The loop is the one every deep-learning course draws:
 
 ``train_step`` is the inner four lines; every loop of the library runs it (``Trainer``, the
 detection and segmentation loop ``tasks.loop``, the chapters' ``fit``) with its own objective.
-Around the loop: what a run is in ``recipes``, test-time augmentation in ``evaluate``,
-progressive resizing in ``progressive``, Ctrl-C in ``interrupt``, the run folder in ``rundir``.
+Around it: ``recipes`` (what a run is), ``evaluate`` (test-time augmentation), ``progressive``
+and ``speedrun`` (loops that do more), ``interrupt`` (Ctrl-C), ``rundir`` (the run folder).
 
 A checkpoint holds everything a run needs to continue bit for bit: model, optimizer and
 scheduler state, the data loader's position (each batch's order and augmentation come from
 seeded generators), the random generator (dropout, stochastic depth) and the step within the
-epoch. Ctrl-C lets the current step finish, writes one and stops; ``--resume RUN_DIR``
-continues from it. A second Ctrl-C stops at once, without saving.
+epoch. Ctrl-C lets the current step finish, writes one and stops (``--resume RUN_DIR``
+continues); a second Ctrl-C stops at once, without saving.
 """
 import csv
 import dataclasses
@@ -33,7 +33,7 @@ from .fileio import atomic_open, write_json
 from .interrupt import DeferredInterrupt, StopRequested, stopped_at_once
 from .ops import cross_entropy
 from .progress import progress_bar, read_losses, say
-from .recipes import (RECIPES, TrainConfig, build_optimizer, build_scheduler,  # noqa: F401 (RECIPES: for chapters)
+from .recipes import (RECIPES, SUBCLASS_FIELDS, TrainConfig, build_optimizer, build_scheduler,  # noqa: F401 (RECIPES: for chapters)
                       build_transform, load_datasets)
 from .serialization import classifier_checkpoint, load, save
 from .tensor import Tensor, no_grad
@@ -84,13 +84,14 @@ class Trainer:
     already held for ``cfg.out`` (``resume``).
     """
 
-    trains_on_crops = False  # True in ProgressiveTrainer, which follows cfg.progressive
+    follows_fields = ()  # the SUBCLASS_FIELDS of the config this class acts on (ProgressiveTrainer, ...)
 
     def __init__(self, cfg, progress=True, log=say, model=None, datasets=None, overwrite=False, run_dir=None):
         cfg = cfg.resolved()
-        if cfg.progressive and not self.trains_on_crops:
-            raise ValueError(f"progressive resizing ({cfg.progressive}) needs tinyvision.progressive."
-                             f"ProgressiveTrainer; {type(self).__name__} trains on whole images")
+        unfollowed = [f"{name} ({cls})" for name, cls in SUBCLASS_FIELDS.items()
+                      if getattr(cfg, name) not in (None, False, 0, []) and name not in self.follows_fields]
+        if unfollowed:  # refused rather than silently ignored
+            raise ValueError(f"{', '.join(unfollowed)}: set, but {type(self).__name__} does not follow it")
         self.device = backend.check_device(cfg.device)
         self.progress = progress
         self.log = log or (lambda line: None)
@@ -238,8 +239,7 @@ class Trainer:
 
     def fit(self):
         """Train to ``cfg.epochs``; returns the history (one dict per epoch)."""
-        cfg = self.cfg
-        wall = self.history[-1]["wall_time"] if self.history else 0.0
+        cfg, wall = self.cfg, (self.history[-1]["wall_time"] if self.history else 0.0)
         with self.run_dir, self._stop:  # the lock, again after an earlier fit
             self._write_json("config.json", dataclasses.asdict(cfg))
             try:
