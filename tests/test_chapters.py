@@ -140,7 +140,7 @@ def test_executed_copy_is_a_run_of_the_current_notebook(path):
     assert _markdown(nb) == _markdown(src), \
         f"{path} has other prose than {source}: `python chapters/_execute.py --sync-markdown {name}`"
     run = nb.metadata[_execute.RUN_KEY]
-    assert run["mode"] in ("full", "quick") and run["wall_time_s"] > 0 and run["machine"] and run["commit"]
+    assert run["mode"] in ("default", "full", "quick") and run["wall_time_s"] > 0 and run["machine"] and run["commit"]
     assert nb.cells[0].cell_type == "markdown" and "Executed copy" in nb.cells[0].source
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors, f"{path} holds an error output: {errors[0].get('ename')}"
