@@ -11,9 +11,9 @@
 #
 # **Run modes.** By default the chapter runs in under 10 minutes on a 2-core CPU (a smaller network
 # and fewer epochs than the full experiment); it then also shows the full experiment's recorded
-# results. `TINYVISION_FULL=1` runs the full experiment (about 20 minutes on one core) and records
-# its results; `TINYVISION_QUICK=1` is the smoke test of continuous integration, whose numbers
-# measure nothing (each printed line says so).
+# results. `TINYVISION_FULL=1` runs the full experiment (a deeper network and about twice the
+# epochs) and records its results; `TINYVISION_QUICK=1` is the smoke test of continuous
+# integration, whose numbers measure nothing (each printed line says so).
 
 # %%
 import os, sys, time
@@ -337,11 +337,12 @@ plt.show()
 
 # %% [markdown]
 # Each step above was designed by hand for one kind of structure, and the measurements show where
-# it stops: patch matching loses its matches as the rotation grows, a template scores lower on the
-# same object at another scale. That is the article's first limitation of traditional vision,
-# *hand-designed features struggle with complex structure*. A convolutional network has the same
-# building block, `conv2d`, but learns its kernels from data, and stacks them so later layers combine
-# edges into parts and objects.
+# it stops: fewer of the patch matches are correct as the rotation grows (the verdict line names
+# the angles where they fail), and a template scores lower on the same object at another scale.
+# That is the article's first limitation of traditional vision, *hand-designed features struggle
+# with complex structure*. A convolutional network has the same building block, `conv2d`, but
+# learns its kernels from data, and stacks them so later layers combine edges into parts and
+# objects.
 #
 # ## 1.2 Pretrained models (预训练模型概述)
 #
@@ -353,10 +354,10 @@ plt.show()
 # starting either from the pretrained weights (every weight copied except the classifier, which is
 # new) or from scratch, with the same steps, and repeat the target training with three seeds.
 #
-# By default the network is a ResNet-14 pretrained for 8 epochs (about 7 minutes on a loaded 2-core
-# CPU, timed by parts: one pretraining epoch and one target run); the full
-# experiment (`TINYVISION_FULL=1`) uses a ResNet-20, 15 epochs of pretraining and 30 of
-# fine-tuning, and its recorded results are shown below the live run.
+# By default the network is a ResNet-14 pretrained for 8 epochs (pretraining and the six target
+# runs take most of the chapter's run time: each pretraining epoch prints its speed, the target
+# training its seconds); the full experiment (`TINYVISION_FULL=1`) uses a ResNet-20, 15 epochs
+# of pretraining and 30 of fine-tuning, and its recorded results are shown below the live run.
 
 # %%
 settings = C.by_mode(
@@ -544,16 +545,18 @@ C.say(f"verdict: every count is within {max(abs(r - 1) for r in ratios.values())
 # GPT's 117M comes from the GPT-2 paper (its smallest model "is equivalent to the original GPT");
 # the GPT-2 paper's table lists 1542M for the largest model, whose configuration counts to 1558M
 # here (the public checkpoint has 1,557,611,200 weights). For scale: ViT-B/16 has 86M parameters
-# (exercise 4 counts it), the ResNet-8 above has under 0.1M.
+# (exercise 4 counts it), the ResNet pretrained above under 0.3M (its count is printed above its
+# first epoch).
 #
 # ### Masked versus next-token prediction, in miniature
 # Both objectives need no labels: the text is its own target. A table of counts is the smallest
-# "model" that shows the difference. From 350,000 characters of Python's own documentation (the
-# `pydoc_data` module that ships with Python), we count, in the first 90%, which character follows
-# each pair of characters (next-character prediction, GPT-style: context on the left only) and which
-# character sits between a left and a right neighbour (masked-character prediction, BERT-style:
-# one character of context on each side). Both use two characters of context; we measure how often
-# each predicts the held-out last 10% correctly.
+# "model" that shows the difference. From the text of Python's own documentation (the
+# `pydoc_data` module that ships with Python; the cell prints how many characters), we count, in
+# the first 90%, which character follows each pair of characters (next-character prediction,
+# GPT-style: context on the left only) and which character sits between a left and a right
+# neighbour (masked-character prediction, BERT-style: one character of context on each side). Both
+# use two characters of context; we measure how often each predicts the held-out last 10%
+# correctly.
 
 # %%
 import pydoc_data.topics
@@ -604,8 +607,8 @@ print("generated:       ", show(generated))
 # BERT's design: for *understanding* a sentence, both sides of a word are available. The price is
 # that a masked model cannot generate text left to right, which is what GPT's objective trains for
 # (the last line: sampled one character at a time from the next-character table; with two characters
-# of context the words are plausible-looking nonsense; the published models have a context of
-# thousands of tokens and up to 175 billion parameters).
+# of context the words are plausible-looking nonsense; the published models above have a context
+# of 512 to 2,048 tokens and up to 175 billion parameters).
 #
 # ## 1.4 Large models in industry (AI大模型在企业中的应用前景)
 #

@@ -6,10 +6,12 @@
 # encodings, cut images into patches, assemble a ViT layer by layer, train a small one, measure
 # whether its class token beats mean pooling, and draw where the class token looks.
 #
-# **Run modes.** By default the chapter runs in 5 to 10 minutes on a 2-core CPU, depending on what
-# else the machine is doing (real CIFAR-10 when it is on disk, see `_common.find_cifar`): a
-# 75k-parameter ViT on 10,000 images, and six small runs for the class-token comparison. `TINYVISION_FULL=1` runs the long version (the 1.8M-parameter
-# `vit_cifar_small` on 20,000 images for 15 epochs: about an hour) and records it in
+# **Run modes.** By default the chapter runs in under 10 minutes on a 2-core CPU, depending on what
+# else the machine is doing (an executed copy's stamp gives its wall time; real CIFAR-10 when it is
+# on disk, see `_common.find_cifar`): a 75k-parameter ViT on 10,000 images, and six small runs for
+# the class-token comparison. `TINYVISION_FULL=1` runs the long version (the 1.8M-parameter
+# `vit_cifar_small` on 20,000 images for 15 epochs: about an hour on one core, as the recorded
+# run's `source` field says) and records it in
 # `docs/results/chapters/02_vit_training.json`, which the default mode plots beside its own run.
 # `TINYVISION_QUICK=1` is continuous integration's smoke test on synthetic data: its numbers
 # measure nothing and say so.
@@ -70,12 +72,12 @@ print("max |NumPy - tinyvision| =", np.abs(out_np - out_tv.numpy()).max())
 #    $$dS = A \odot \big(dA - \text{rowsum}(dA \odot A)\big).$$
 # 3. $S = QK^T/\sqrt{d}$ is another product: $\;dQ = dS\,K/\sqrt{d}\;$ and $\;dK = dS^T Q/\sqrt{d}$.
 #
-# Backward thus costs four matrix products and one elementwise pass over the $N \times N$ weights,
-# like the forward; only $A$ (not $S$) has to be kept from the forward pass. Below: the formulas in
-# NumPy, compared with the gradients tinyvision's fused op computes
-# (`tinyvision/ops/attention.py`), then `tv.gradcheck`, which compares backpropagated gradients with
-# central differences $\big(f(x + h) - f(x - h)\big)/2h$ of $\sum O \odot G$ for a random upstream $G$, in
-# float64.
+# Backward thus costs four matrix products (twice the forward's two) and one elementwise pass over
+# the $N \times N$ weights (as the forward's softmax does); only $A$ (not $S$) has to be kept from
+# the forward pass. Below: the formulas in NumPy, compared with the gradients tinyvision's fused
+# op computes (`tinyvision/ops/attention.py`), then `tv.gradcheck`, which compares backpropagated
+# gradients with central differences $\big(f(x + h) - f(x - h)\big)/2h$ of $\sum O \odot G$ for a
+# random upstream $G$, in float64.
 
 # %%
 def attention_forward_np(Q, K, V):
@@ -354,9 +356,9 @@ for name, (D_, depth, mlp, P_), paper in [("ViT-B/16", (768, 12, 3072, 16), 86),
 # ### Training a small ViT
 # The ViT recipe (chapter 5): AdamW, warmup then cosine decay, label smoothing, gradient clipping.
 # The default mode trains the 75k-parameter `vit_cifar_tiny` (D 64, 2 blocks) on 10,000 images for 10
-# epochs, a few minutes on a 2-core CPU. The full mode (`TINYVISION_FULL=1`) trains the 1.8M-parameter
-# `vit_cifar_small` (D 192, 6 blocks) on 20,000 images for 15 epochs, about an hour on one core; its
-# recorded result is plotted beside this run's.
+# epochs (the cell prints its wall time). The full mode (`TINYVISION_FULL=1`) trains the
+# 1.8M-parameter `vit_cifar_small` (D 192, 6 blocks) on 20,000 images for 15 epochs (about an hour
+# on one core); its recorded result is plotted beside this run's.
 
 # %%
 run = C.by_mode(default=dict(model="vit_cifar_tiny", per_class=1000, test_per_class=100, epochs=10, batch_size=64,
@@ -416,7 +418,10 @@ if rec:
 # Here: the same `vit_cifar_tiny`, recipe, data and budget, only `global_pool` differs ('token' or
 # 'avg'; with 'avg' the class token is still in the sequence, the head ignores it), each trained with
 # three seeds (the seed sets the initialisation and the order of the batches). The verdict below
-# calls a difference real only when every seed of one beats every seed of the other.
+# calls a difference real only when every seed of one beats every seed of the other. Both poolings
+# get the recipe's one learning rate, not one tuned for each as in the paper's figure 9, so a
+# difference here measures this recipe as much as the pooling, and neither confirms nor
+# contradicts the paper's "about equally well".
 
 # %%
 pool_run = C.by_mode(default=dict(per_class=500, epochs=5, warmup_epochs=1, seeds=(0, 1, 2)),
