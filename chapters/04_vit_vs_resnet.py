@@ -6,10 +6,11 @@
 # numbers into a verdict, and at the end we set the article's claims against them.
 #
 # **Run modes.** By default the chapter trains small models on 10,000 CIFAR-10 images and runs in
-# about 10 minutes on a 2-core CPU; beside each live run it shows the results of the **full** run
-# (ResNet-20 against a 1.8M-parameter ViT on 20,000 images, 101 minutes on one core), kept in
-# `docs/results/chapters/04_*.json`. `TINYVISION_FULL=1` reruns the full experiments (and records
-# them); `TINYVISION_QUICK=1` is continuous integration's smoke test, whose numbers measure nothing.
+# under 10 minutes on a 2-core CPU (the executed copy's stamp gives one run's time); beside each
+# live run it shows the results of the **full** run (ResNet-20 against a 1.8M-parameter ViT on
+# 20,000 images, 101 minutes on one core), kept in `docs/results/chapters/04_*.json`.
+# `TINYVISION_FULL=1` reruns the full experiments (and records them); `TINYVISION_QUICK=1` is
+# continuous integration's smoke test, whose numbers measure nothing.
 
 # %%
 import os, sys, time
@@ -151,15 +152,20 @@ if rec and C.MODE != "full":
 # ### Accuracy for the same training time
 # Each model gets the same wall-clock budget on the same images with its own recipe (ResNet: SGD
 # with a one-cycle schedule; ViT: AdamW with warm-up and cosine decay); the schedule is laid out for
-# a fixed number of epochs and training stops when the time is up, even inside an epoch. Default
-# mode: a narrow ResNet-8 (19k parameters, 3.2M MACs per image) against `vit_cifar_tiny` (75k, 5.5M)
-# for 90 s each on 10,000 images; full mode: ResNet-20 against `vit_cifar_small` for 600 s each on
-# 20,000 images.
+# a fixed number of epochs and training stops when the time is up, even inside an epoch, or when
+# the scheduled epochs are done, whichever comes first. The budget is therefore an upper limit: a
+# model fast enough to finish its epochs sooner trains for less time, and the plot's x-axis shows
+# how long each one actually trained (its last point). Default mode: a narrow ResNet-8 (widths 8,
+# 16, 32: 19k parameters, 3.2M MACs per image by `tv.summary`) against `vit_cifar_tiny` (75k, 5.5M)
+# for at most 12 epochs or 90 s each on 10,000 images; full mode: ResNet-20 against
+# `vit_cifar_small` for at most 30 epochs or 600 s each on 20,000 images (the 600 s ran out first
+# for both).
 #
 # How big must a difference be to mean something? One accuracy measured on $n$ test images has a
 # standard error of $\sqrt{p(1-p)/n}$ (about 0.009 at $p = 0.5$, $n = 3000$); a difference of two
 # independent ones has $\sqrt{2}$ times that. The verdicts below call a gap real when it exceeds
-# twice that standard error, or the spread of the gap over seeds where there are several.
+# twice that standard error and, where there are several seeds, also the spread (max - min) of the
+# gap over the seeds: the larger of the two is the "noise" they print.
 
 # %%
 def gap(a, b, n_test):
@@ -240,8 +246,9 @@ if show_rec:
 # The claim most often made: a ViT needs more data than a CNN, because it must learn the locality
 # a convolution has built in. We train both from scratch, for the same number of epochs, on growing
 # subsets of the training set and compare test accuracy (default mode: 1,000 to 10,000 images, two
-# seeds for the smaller sets, where the gap is smallest; full mode: 2,000 to 20,000, one seed). If the claim holds at this scale, the ViT's
-# deficit should shrink as the training set grows.
+# seeds for the smaller sets, where the full run's gap was smallest; full mode: 2,000 to 20,000,
+# one seed). If the claim holds at this scale, the ViT's deficit should shrink as the training set
+# grows.
 
 # %%
 train_sizes = C.by_mode([1000, 3000, 10000], [100, 400], full=[2000, 5000, 10000, 20000])
@@ -368,9 +375,9 @@ if not split.real:
 #   and attention's products 8% at 65 tokens (the table's last column); the rest are matrix
 #   products, as in a convolution. At scale, the ViT paper finds the opposite of the article: ViTs
 #   reach a given transfer accuracy with 2-4x less pretraining compute than ResNets (§4.4, Figure
-#   5). What this chapter measures is narrower: trained from scratch on 10^4 images for minutes,
-#   which family is more accurate for the same time (the ResNet, by 9.9 points after 600 s, in the
-#   full run; the verdicts above give this run's gap).
+#   5). What this chapter measures is narrower: trained from scratch on 10,000-20,000 images for
+#   minutes, which family is more accurate within the same time budget (the ResNet, by 9.9 points
+#   after 600 s each, in the full run; the verdicts above give this run's gap).
 # * **"ViT is weaker in detection and segmentation because of limitations with spatial
 #   information" (4.2, 4.3).** Transformer backbones lead both tasks: Swin-L reaches 58.7 box AP on
 #   COCO test-dev and 53.5 mIoU on ADE20K, ahead of the ResNet/ResNeXt backbones it is compared with

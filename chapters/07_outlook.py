@@ -6,10 +6,11 @@
 # a cell turns its numbers into a verdict.
 #
 # **Run modes.** By default the chapter trains two small models on 10,000 CIFAR-10 images and runs
-# in about 5 minutes on a 2-core CPU; beside each live run it shows the results of the **full** run
-# (four models, ResNet-20 among them, on 20,000 images, 76 minutes on one core), kept in
-# `docs/results/chapters/07_*.json`. `TINYVISION_FULL=1` reruns the full experiments (and records
-# them); `TINYVISION_QUICK=1` is continuous integration's smoke test, whose numbers measure nothing.
+# in a few minutes on a 2-core CPU (the executed copy's stamp gives one run's time); beside each
+# live run it shows the results of the **full** run (four models, ResNet-20 among them, on 20,000
+# images, 76 minutes on one core), kept in `docs/results/chapters/07_*.json`. `TINYVISION_FULL=1`
+# reruns the full experiments (and records them); `TINYVISION_QUICK=1` is continuous integration's
+# smoke test, whose numbers measure nothing.
 
 # %%
 import os, sys, time
@@ -124,7 +125,8 @@ if show_rec:
 #   $|w|$ (over the whole network) to zero. Batch-norm parameters are kept;
 # * **int8 post-training quantisation** of the weights: per output channel, $q = \mathrm{round}(w / \Delta)$
 #   clipped to $[-127, 127]$ with $\Delta = \max|w| / 127$, then $w \approx q\Delta$ (simulated: the
-#   arithmetic stays float32, the stored weights shrink 4x). Rounding moves each weight by at most
+#   arithmetic stays float32, the stored weights shrink almost 4x: one byte instead of four per
+#   weight, plus one float32 scale per output channel). Rounding moves each weight by at most
 #   $\Delta / 2$.
 #
 # Both are compared with the dense model **on the same test images**, so the noise of a change is
@@ -305,8 +307,10 @@ if show_rec:
 #   lower precision, as measured above) and more efficient hardware and data centres (Patterson et
 #   al., "Carbon Emissions and Large Neural Network Training", arXiv:2104.10350, 2021).
 # * **"Model compression improves generalisation" (7.3, as a means of adaptive pretraining).**
-#   Compression trades accuracy for size and speed: measured above, pruning 70% of ResNet-20's
-#   weights without retraining took it from 0.736 to 0.396 (full run). Its aim is cost.
+#   Compression aims at size and speed, and at best keeps the accuracy: in the verdicts above,
+#   int8 weights and light pruning stay within the noise of the dense model rather than above it,
+#   and heavier pruning without retraining costs accuracy (70% of ResNet-20's weights took it from
+#   0.736 to 0.396 in the full run). Its aim is cost, not generalisation.
 # * **"Interactive pretraining with human feedback" (7.3).** Learning from human feedback (Christiano
 #   et al., NeurIPS 2017; InstructGPT, Ouyang et al., NeurIPS 2022) fine-tunes a model *after*
 #   pretraining, which stays self-supervised on unlabelled data: it is not a form of pretraining.
@@ -323,11 +327,12 @@ from checks import ch07 as check
 
 # %% [markdown]
 # ### Exercise 1: layer-wise magnitude pruning
-# The pruning above uses one threshold for the whole network, so some layers lose far more than
-# others. Write the layer-wise variant: given a dict of weight arrays and a sparsity $s$, return a
-# new dict in which each array has its own $\mathrm{round}(s \cdot n)$ smallest-magnitude entries
-# (of its $n$) set to zero and the others unchanged. Then predict: at 70% sparsity, would it hurt
-# the ResNet above more or less than the global threshold did? (Try it with `load_weights`.)
+# The pruning above uses one threshold for the whole network, so each layer loses a different
+# fraction of its weights (more where its weights are small). Write the layer-wise variant: given a
+# dict of weight arrays and a sparsity $s$, return a new dict in which each array has its own
+# $\mathrm{round}(s \cdot n)$ smallest-magnitude entries (of its $n$) set to zero and the others
+# unchanged. Then predict: at 70% sparsity, would it hurt the ResNet above more or less than the
+# global threshold did? (Try it with `load_weights`.)
 
 # %%
 def layerwise_prune(weights, sparsity):

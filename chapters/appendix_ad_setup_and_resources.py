@@ -216,10 +216,11 @@ print(f"verdict: runtime requirements {'met' if runtime_ok else 'NOT met'}; deve
 #   `tv.get_num_threads()` reads the setting.
 # - While tinyvision runs more than one thread, its first fast kernel sets OpenBLAS to one
 #   thread (OpenBLAS's idle threads would otherwise spin on the very cores tinyvision needs);
-#   `tv.restore_process_settings()` gives it back its own count. Measurements:
-#   `docs/performance.md`.
+#   `tv.restore_process_settings()` gives it back its own count, and so does
+#   `tv.set_num_threads(1)`. Measurements: `docs/performance.md`.
 #
-# The cell prints what NumPy was built with and what is running now.
+# The cell prints what NumPy was built with and what is running now. No fast kernel has run yet
+# in this notebook, so OpenBLAS still shows its own thread count here.
 
 # %%
 blas = np.show_config(mode="dicts")["Build Dependencies"].get("blas", {})
@@ -288,7 +289,7 @@ else:
 
 # %% [markdown]
 # What `--no-download` does where there is no data: the cell runs the command line in an empty
-# temporary folder (a fresh process, about two seconds) and shows its exit status and its one
+# temporary folder (a fresh process) and shows its exit status and its one
 # line on stderr.
 
 # %%
@@ -341,8 +342,13 @@ else:
 # threads. `tv.use_reference_kernels()` (a call or a `with` block) switches every op to its
 # reference path, `TINYVISION_REFERENCE=1` does so for a whole process; tests require both paths
 # to agree. The cell times one training step of ResNet-20 (forward, loss, backward) on a batch
-# of 16 CIFAR-sized images three ways, and checks that the paths give the same loss. The
-# machine may be busy with other work, so read the ratios, not the last digit.
+# of 16 CIFAR-sized images three ways, and checks that the paths give the same loss: the fast
+# kernels on all the threads, the reference path, and (on a machine with more than one core) the
+# fast kernels after `tv.set_num_threads(1)`. That last row is one tinyvision thread *beside
+# OpenBLAS at its own thread count* (D.2), not one core: on a machine busy with other work,
+# OpenBLAS's threads competing for the cores can make it many times slower than either of the
+# other rows, far more than the missing thread alone explains. The machine may be busy with
+# other work, so read the ratios, not the last digit.
 
 # %%
 model = tv.models.create("resnet20", num_classes=10)

@@ -172,8 +172,9 @@ print(f"verdict: value clipping turned this gradient by {angle(g, g_value):.1f} 
 # activations "to a normal distribution with mean 0 and standard deviation 1". Per channel,
 # batch norm computes $\hat x = (x - \mu_B)/\sqrt{\sigma_B^2 + \epsilon}$ and then
 # $\gamma \hat x + \beta$: an affine map. An affine map moves and stretches a distribution but
-# keeps its shape, so skewed activations (the output of a ReLU, half of them zero) stay exactly
-# as skewed, and after training $\gamma, \beta$ move mean and spread away from 0 and 1 anyway.
+# keeps its shape, so skewed activations (the output of a ReLU, many of them exactly zero) keep
+# their skewness, and once $\gamma, \beta$ are trained they set mean and spread to learned values,
+# not 0 and 1.
 # The cell measures both on a ReLU's output: the per-channel mean and standard deviation after
 # the layer, and the skewness (0 for a normal distribution) before and after it.
 
