@@ -205,6 +205,7 @@ class Masked(tv.nn.Module):
 
 finetuned = {}
 for s in C.by_mode([0.5, 0.7], [0.5]):
+    model.load_state_dict(original)                # each sparsity from the trained model, not the last run's
     threshold = np.quantile(magnitudes, s)
     load_weights({n: np.where(np.abs(w) <= threshold, 0, w) for n, w in dense.items()})
     before = correct_now()

@@ -344,11 +344,10 @@ else:
 # to agree. The cell times one training step of ResNet-20 (forward, loss, backward) on a batch
 # of 16 CIFAR-sized images three ways, and checks that the paths give the same loss: the fast
 # kernels on all the threads, the reference path, and (on a machine with more than one core) the
-# fast kernels after `tv.set_num_threads(1)`. That last row is one tinyvision thread *beside
-# OpenBLAS at its own thread count* (D.2), not one core: on a machine busy with other work,
-# OpenBLAS's threads competing for the cores can make it many times slower than either of the
-# other rows, far more than the missing thread alone explains. The machine may be busy with
-# other work, so read the ratios, not the last digit.
+# fast kernels on one core: `tv.set_num_threads(1)` for tinyvision's threads and
+# `threadpoolctl.threadpool_limits(1)` for OpenBLAS's (which `set_num_threads(1)` alone hands
+# back their own count, D.2). The machine may be busy with other work, so read the ratios, not
+# the last digit.
 
 # %%
 model = tv.models.create("resnet20", num_classes=10)
@@ -377,8 +376,10 @@ timings[f"fast kernels, {threads} threads"] = step_time()
 with tv.use_reference_kernels():
     timings["reference path"] = step_time()
 if threads > 1:
+    from threadpoolctl import threadpool_limits   # OpenBLAS at one thread too: one core in all
     tv.set_num_threads(1)
-    timings["fast kernels, 1 thread"] = step_time()
+    with threadpool_limits(limits=1, user_api="blas"):
+        timings["fast kernels, 1 thread"] = step_time()
     tv.set_num_threads(threads)
 for label, (seconds, loss) in timings.items():
     C.say(f"{label:26s} {seconds * 1000:7.0f} ms per step ({batch / seconds:6.0f} images/s), loss {loss:.6f}")
