@@ -10,9 +10,11 @@
 # article's factual errors and four exercises.
 #
 # **Run modes.** By default the chapter trains small networks on 1,000 CIFAR-10 images and runs
-# in about 10 minutes on a 2-core laptop CPU; beside each small run it plots the results of the
-# long runs (20 epochs on 5,000 images, depths 20 and 56: 2.5 hours), recorded in
-# `docs/results/chapters/03_*.json` with the machine, date and command that produced them.
+# in a few minutes on a 2-core laptop CPU (the first line of the executed copy in
+# `chapters/executed/` gives the measured wall time); beside each small run it plots the results
+# of the long runs (20 epochs on 5,000 images, depths 20 and 56), recorded in
+# `docs/results/chapters/03_*.json` with the machine, date and command that produced them (their
+# `source` gives the recorded run's wall time: 157 minutes for the whole chapter).
 # `TINYVISION_FULL=1` reruns those long experiments (and records them again);
 # `TINYVISION_QUICK=1` is continuous integration's smoke test on a tiny synthetic set, whose
 # numbers (each marked so) measure nothing.
@@ -43,7 +45,9 @@ print(f"{C.MODE} mode | tinyvision {tv.__version__}")
 # The block's layers learn only the *correction* $F$. If doing nothing is best, they push $F$ to
 # 0, which is easy; and backpropagation gets
 # $$\frac{\partial y}{\partial x} = I + \frac{\partial F}{\partial x}:$$
-# the identity term carries the gradient past the block whatever $\partial F/\partial x$ is.
+# the identity term hands the upstream gradient to $x$ unchanged, beside whatever the layers'
+# Jacobian adds. The two terms can still partly cancel in some directions: the smallest singular
+# value of $\partial y/\partial x$ printed below says how far.
 #
 # Three blocks recur in this chapter. The **basic block** (ResNet-18/34 and the CIFAR ResNets,
 # He et al. 2016) applies a ReLU *after* the addition. The **bottleneck** (ResNet-50 and deeper)
@@ -260,14 +264,15 @@ C.say(f"at depth {depths[-1]} the plain network's first-layer gradient is {first
 # networks of two depths with one recipe and compare their training error at the end.
 #
 # - **Default**: narrow networks (8, 16, 32 channels) of depth 8 and 32, 6 epochs on 1,000
-#   images, three seeds each, so each verdict can be set against the seed spread (about 4
-#   minutes on a 2-core CPU).
+#   images, three seeds each, so each verdict can be set against the seed spread (each run
+#   prints its time).
 # - **Full** (`TINYVISION_FULL=1`, recorded): the paper's widths (16, 32, 64), depths 20 and
-#   56, 20 epochs on 5,000 images, one seed (about 110 minutes).
+#   56, 20 epochs on 5,000 images, one seed.
 #
 # Both are far shorter than the paper's schedule: they can test the degradation of plain nets and
-# whether shortcuts remove it, but "deeper residual networks are better" needs more training than
-# either gives, and the verdicts below report whatever these runs show.
+# whether shortcuts remove it, but whether deeper residual networks end *better*, as the paper
+# found after its full schedule, may need more training than either gives; the verdicts below
+# report what these runs show.
 
 # %%
 def curves(history):
@@ -354,12 +359,18 @@ if recorded:
     degradation_verdicts(r["runs"], *r["depths"], say=print)
 
 # %% [markdown]
-# How to read the two sets of verdicts: the first (deep vs shallow *plain*) tests degradation; the
-# second (residual vs plain at the larger depth) tests whether shortcuts remove it; the third
-# (deep vs shallow *residual*) tests the paper's "deeper is better", which runs this short are not
-# long enough to settle either way: a deeper network has more to fit and, in a few epochs, may
-# simply not have caught up. Where a difference is within the seed spread, the run does not
-# support either direction. The paper's own CIFAR-10 numbers (Table 6, test error after the full
+# How to read the three verdicts of each run: the first (deep vs shallow *plain*) tests
+# degradation; the second (residual vs plain at the larger depth) tests whether shortcuts help the
+# deep network; the third (deep vs shallow *residual*) tests whether they remove the degradation
+# (the paper: the deeper residual network trains at least as well) and the paper's "deeper is
+# better". Where a difference is within the seed spread, the run does not support either
+# direction; the recorded run has one seed, so its differences have no spread to be judged
+# against. In the recorded full run the shortcuts lowered the 56-layer network's training error
+# by 6 points, but residual-56 still ended far above residual-20, and above plain-20 too: after
+# 20 epochs the shortcuts had not removed the degradation, and that run does not support "deeper
+# is better". Runs this short do not refute the paper either, whose numbers come from its full
+# schedule: a deeper network has more to fit and, in a few epochs, may simply not have caught up.
+# The paper's own CIFAR-10 numbers (Table 6, test error after the full
 # schedule): ResNet-20 8.75%, ResNet-32 7.51%, ResNet-56 6.97%, ResNet-110 6.43% (best of five
 # runs; mean 6.61 ± 0.16%).
 
@@ -378,8 +389,9 @@ tv.summary(resnet20, (1, 3, 32, 32), depth=2);
 # ### The bottleneck block, built from tinyvision layers
 # $$F(x) = \text{bn}_3(\text{conv}^{1\times1}_3(\text{relu}(\text{bn}_2(\text{conv}^{3\times3}_2(\text{relu}(\text{bn}_1(\text{conv}^{1\times1}_1(x)))))))),\qquad y = \text{relu}(F(x) + x)$$
 # With $C$ channels in and out and $C/4$ inside, its convolutions have $C \cdot C/4 + 9 (C/4)^2 +
-# C/4 \cdot C = 2.5625\, C^2$ weights, against $18 C^2$ for a basic block's two 3x3 convolutions at
-# width $C$: the reason ResNet-50 and deeper use it. We build it from `tv.nn` layers with the
+# C/4 \cdot C = \tfrac{17}{16} C^2$ weights (272 for $C = 16$; with its 48 batch-norm parameters,
+# the 320 printed below), against $18 C^2$ for a basic block's two 3x3 convolutions at width $C$:
+# the reason ResNet-50 and deeper use it. We build it from `tv.nn` layers with the
 # library's parameter names, load the library block's weights into it, and compare outputs; then
 # gradient-check it.
 
@@ -614,7 +626,10 @@ plt.show()
 
 # %% [markdown]
 # Clipping is a guard against single huge steps, not a substitute for a learning rate that suits
-# the network: a run can stay finite under clipping and still not learn. The ResNet paper itself
+# the network: a run can stay finite under clipping and still not learn. Read the verdicts one
+# learning rate at a time: where the clipped run learns and the unclipped one does not, clipping
+# made that rate usable; where the clipped run stays finite but does not learn, it only prevented
+# the blow-up. The ResNet paper itself
 # trains without clipping (He et al. 2016, §3.4); clipping by norm comes from recurrent networks
 # (Pascanu et al. 2013).
 
@@ -655,8 +670,10 @@ if recorded:
 # ImageNet, He et al. (2016, Table 3) measured a small gain for it: ResNet-34 top-1 error 25.03%
 # with A, 24.52% with B, 24.19% with projections everywhere (C). They use A for the CIFAR nets and
 # B (projections only where the shape changes) for the bottleneck ResNets, where projections
-# everywhere would double the blocks' time and size (§4.1). Whether runs as short as the ones above separate A from B is what their
-# verdicts say.
+# everywhere would double the blocks' time and size (§4.1). Whether runs as short as the ones
+# above separate A from B is what their verdicts say; a gain of half a point, the size of the
+# paper's, could only show in runs whose seed spread (printed in the verdict) is smaller than
+# that, and the recorded run has one seed.
 
 # %% [markdown]
 # ## Where the article is wrong
@@ -682,7 +699,8 @@ if recorded:
 #   by reducing internal covariate shift; Santurkar et al. (2018, "How Does Batch Normalization
 #   Help Optimization?", NeurIPS) show its benefit comes from a smoother loss landscape instead;
 #   and in deep networks without shortcuts it *causes* gradient explosion at initialisation (Yang
-#   et al. 2019; measured in 3.1).
+#   et al. 2019; 3.1 measures that growth in plain networks with batch norm, with no
+#   batch-norm-free network to compare).
 # - **Gradient clipping "clips gradients larger than the threshold to the threshold range".**
 #   That describes clipping each value, while the formula the article gives rescales the whole
 #   vector by its global norm; the two differ in direction (measured in 3.3). Norm clipping is
@@ -699,8 +717,9 @@ if recorded:
 #   3.4 above).
 # - **"ResNet has fewer parameters at the same model size."** A model's size *is* its parameter
 #   count. The paper's facts: identity shortcuts add no parameters, so a ResNet has exactly the
-#   parameters of its plain counterpart (visible in every summary above: `plain=True` removes
-#   only parameter-free shortcuts), and ResNet-34 needs 3.6 billion FLOPs, 18% of VGG-19's 19.6
+#   parameters of its plain counterpart (in this chapter `plain=True` removes only the
+#   parameter-free option-A shortcuts, so plain ResNet-20 has the 269,722 parameters the summary
+#   in 3.2 prints), and ResNet-34 needs 3.6 billion FLOPs, 18% of VGG-19's 19.6
 #   billion (§3.3); ResNet-152 (11.3 billion) is still cheaper than VGG-16 (15.3 billion).
 # - **The architecture diagram** ("conv1 -> residual blocks -> output layer") leaves out the
 #   global average pooling between the last block and the classifier (§3.3), which is what lets
