@@ -7,14 +7,15 @@
 # over seeds (or over resampled test scenes) where a difference is small, and at the end we set the
 # article's claims against them.
 #
-# **Run modes.** By default the chapter runs in about 10 minutes on a 2-core CPU: a ResNet-8 on a
+# **Run modes.** By default the chapter runs in a few minutes on a 2-core CPU (the first line of
+# the executed copy in `chapters/executed/` gives the measured wall time): a ResNet-8 on a
 # long-tailed set of 2,044 CIFAR-10 images, two seeds per remedy, and the four dense models trained
 # for 4 epochs on 1,500 scenes. Beside each live run it shows the results of the **full** run
 # (ResNet-20 on 8,175 long-tailed images for 15 epochs; the dense models for 6 epochs on 4,000
 # scenes; 78 minutes on one core with one seed), kept in `docs/results/chapters/06_*.json`.
-# `TINYVISION_FULL=1` reruns the full experiments with two seeds for the classifiers (about two and a
-# quarter hours on one core) and records them; `TINYVISION_QUICK=1` is continuous integration's
-# smoke test, whose numbers measure nothing.
+# `TINYVISION_FULL=1` reruns the full experiments with two seeds for the classifiers (by the
+# recorded run's times, an estimated two and a quarter hours on one core) and records them;
+# `TINYVISION_QUICK=1` is continuous integration's smoke test, whose numbers measure nothing.
 
 # %%
 import os, sys, time, tempfile
@@ -49,7 +50,7 @@ REPRODUCE = "TINYVISION_FULL=1 python chapters/_execute.py 06_projects"
 # * **baseline**: plain cross-entropy;
 # * **resampling**: each training image is drawn with probability proportional to $1/n_c$, the
 #   inverse of its class's count (`data.WeightedRandomSampler`, with replacement), so batches are
-#   balanced on average and a rare image is seen many times per epoch;
+#   balanced on average and a rare image is seen several times per epoch;
 # * **class weights**: the data stay as they are, and each image's loss is weighted by
 #   $w_c \propto N / (C\, n_c)$ (`data.class_weights`, rescaled to mean 1), so that every class
 #   carries the same total weight $n_c w_c$.
@@ -177,15 +178,17 @@ plt.show()
 # baseline's recall on the three rarest classes is 0.46-0.61; resampling lifts it to 0.57-0.70 and
 # class weights to 0.69-0.70, both beyond two standard errors, while the gap between the two
 # remedies (0.043 in the mean) is not. The other seven classes pay for it: their mean recall falls
-# by 0.033 with resampling and by 0.073 with class weights, so that macro F1 moves by at most
-# 0.021, within the noise of 3,000 test images. The short default run trains a much smaller
-# network for fewer steps; there the baseline may give up the rarest classes almost entirely, and
-# its verdicts, with the seed spread of two seeds, say whether the two remedies differ at that
-# scale. The two remedies are not the same thing: resampling draws each class about $N/10$ times
-# per epoch, so a rarest-class image is seen about 4 times per epoch and a most-frequent-class
-# image 0.4 times (the few rare images can be memorised, which augmentation works against); class
-# weights show every image once per epoch but give each rarest-class image 10 times the weight of
-# a most-frequent one, so a batch's loss depends more on which rare images it happens to hold.
+# by 0.033 with resampling and by 0.073 with class weights (both beyond two standard errors), and
+# macro F1 moves by +0.021 and +0.004, within the noise of 3,000 test images. The short default
+# run trains a much smaller network for fewer steps; there the baseline may give up the rarest
+# classes almost entirely (its printed recall lines show whether it did), and its verdicts, with
+# the seed spread of two seeds, say whether the remedies change macro F1 and whether they differ
+# from each other at that scale; they may disagree with the recorded run's. The two remedies are
+# not the same thing: resampling draws each class about $N/10$ times per epoch, so a rarest-class
+# image is seen about 4 times per epoch and a most-frequent-class image 0.4 times (the few rare
+# images can be memorised, which augmentation works against); class weights show every image once
+# per epoch but give each rarest-class image 10 times the weight of a most-frequent one, so a
+# batch's loss depends more on which rare images it happens to hold.
 #
 # ## 6.2 Object detection (目标检测项目) and 6.3 segmentation (图像分割项目)
 #
@@ -212,8 +215,8 @@ plt.show()
 # * **Segmentation**: a U-Net decoder (transposed conv and bilinear upsampling, concatenating the
 #   stride-4 and stride-2 skips) on the ResNet, a SETR-style decoder (token grid, convolutions,
 #   progressive upsampling) on the ViT; per-pixel cross-entropy over background + 10 classes.
-#   Scored by **mIoU**, the mean over the 11 classes (background included) of
-#   $IoU_c = TP_c / (TP_c + FP_c + FN_c)$, counted over pixels.
+#   Scored by **mIoU**, the mean of $IoU_c = TP_c / (TP_c + FP_c + FN_c)$, counted over pixels,
+#   over the classes present in the truth or the prediction (background included: up to 11).
 
 # %%
 from tinyvision import tasks
@@ -389,16 +392,18 @@ plt.show()
 # backbone is ahead on both tasks: detection AP@0.5 0.359 against 0.299, segmentation mIoU 0.286
 # against 0.237 (pixel accuracy 0.821 against 0.795). That run has one seed and kept no interval,
 # so its gaps are measurements, not verdicts; the live run above gives the scale of the test-set
-# noise and its own verdict at a smaller budget. Pixel accuracies near 0.8 beside mIoUs below 0.3
-# say that objects are separated from the background far better than they are named: naming a
-# small CIFAR object is CIFAR-10 classification, here learnt from scratch in minutes.
+# noise and its own verdict at a smaller budget. Pixel accuracy says little here: the background
+# covers most of each scene's pixels (see the masks above), and a model that labels every pixel
+# background already scores the background's share of them, while mIoU weighs each class
+# equally. mIoU also asks for the right class on every object pixel, and naming a small CIFAR
+# object is CIFAR-10 classification, here learnt from scratch in minutes.
 #
 # **Measured elsewhere** (`docs/results.md`, "Detection and segmentation", one core, 4,000 scenes,
 # detection 8 epochs, segmentation 10): starting the backbone from a CIFAR-10 classifier of
 # `python -m tinyvision train` lifts a ResNet-20 detector from AP@0.5 0.321 (random weights) to
 # 0.690, and a ResNet-20 U-Net reaches mIoU 0.513 (0.582 with 8,000 scenes and 12 epochs, 0.615 when
 # each scene is averaged with its mirror image); the CIFAR ViT started the same way reaches AP@0.5
-# 0.390 and mIoU 0.291, little above a small ViT from scratch (0.306 and 0.274). Its classifier was
+# 0.390 and mIoU 0.291, against 0.306 and 0.274 for a small ViT from scratch. Its classifier was
 # the weaker one (65.8% against 86.0% on CIFAR-10), so those runs compare two pretrained backbones
 # of unequal quality, not the two architectures alone.
 #
