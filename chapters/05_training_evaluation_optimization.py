@@ -110,7 +110,8 @@ def recipe_verdict(histories, n_images, label, show=C.say):
     budget = seconds[fast][-1]
     done = int(np.searchsorted(seconds[slow], budget, side="right"))       # whole epochs within the budget
     stood = f" and stood at {histories[slow][done - 1]['test_acc']:.3f}" if done else ""
-    show(f"{label}: in the {budget / 60:.1f} min {fast} needed for all its epochs, {slow} finished {done} epoch(s)"
+    took = f"{budget:.0f} s" if budget < 60 else f"{budget / 60:.1f} min"
+    show(f"{label}: in the {took} {fast} needed for all its epochs, {slow} finished {done} epoch(s)"
          f"{stood}, against {fast}'s {histories[fast][-1]['test_acc']:.3f}")
 
 recipe_verdict(live_histories, len(split.train), "this run")
@@ -296,7 +297,7 @@ def verdicts(results, baseline, n_test):
             continue
         acc = np.array(r["test_acc"])
         d = acc.mean() - base.mean()
-        noise, what = C.noise(acc, base, n_test)
+        noise, what = C.noise(acc, base, n_test, points=True)
         gap, base_gap = np.mean(r["train_acc"]) - acc.mean(), np.mean(results[baseline]["train_acc"]) - base.mean()
         if abs(d) > noise:
             said = f"{'better' if d > 0 else 'worse'} than {baseline} by {abs(d) * 100:.1f} points ({what})"
