@@ -248,9 +248,9 @@ print("per-class IoU:", metrics.per_class_iou(pred_map, true_map, 3).round(3), "
 # and a 128-unit hidden layer, with dropout before both linear layers (the place dropout was
 # introduced for, Srivastava et al. 2014), trained with the ResNet recipe (SGD, Nesterov, weight
 # decay $5\cdot10^{-4}$, one-cycle, crop + flip). A difference between two settings counts only
-# when it exceeds the **seed spread**, the larger of their two ranges (max - min over seeds);
-# with one seed it must exceed two standard errors of a difference of two accuracies on the test
-# set, $2\sqrt{2p(1-p)/n}$.
+# when it exceeds the noise: two standard errors of a difference of two mean accuracies over $k$
+# seeds on $n$ test images, $2\sqrt{2p(1-p)/(kn)}$, and with several seeds also the **seed
+# spread**, the larger of their two ranges (max - min over seeds).
 
 # %%
 def small_cnn(dropout=0.0, widths=(16, 32, 64), hidden=128, num_classes=10):
@@ -376,7 +376,7 @@ plt.tight_layout(); plt.show()
 # keeps the weights bouncing across the loss valley; a decayed rate lets them settle. The common
 # expectation is therefore that the decayed schedules (step, cosine, one-cycle) finish above the
 # constant rate at a fixed budget, and close to one another. The verdict lines above compare each
-# schedule with the one that finished highest in this run, against the seed spread: they say
+# schedule with the one that finished highest in this run, against the noise: they say
 # which differences from it this run resolves and which stay within its noise (a schedule within
 # the noise of the best one is not shown to be worse).
 

@@ -61,10 +61,10 @@ REPRODUCE = "TINYVISION_FULL=1 python chapters/_execute.py 06_projects"
 # on a balanced test set it is $(10 \cdot \text{accuracy} - 3 \cdot \text{rare recall}) / 7$) and the
 # macro-averaged F1.
 #
-# A difference counts only when it exceeds the noise: with several seeds the **seed spread**,
-# the larger of the two settings' ranges (max - min over seeds); with one seed two standard errors
-# of a difference of two proportions measured on $n$ test images, $2\sqrt{2p(1-p)/n}$ (for macro
-# F1, which is not a proportion, an approximation).
+# A difference counts only when it exceeds the noise: two standard errors of a difference of two
+# mean proportions over $k$ seeds measured on $n$ test images, $2\sqrt{2p(1-p)/(kn)}$ (for macro
+# F1, which is not a proportion, an approximation), and with several seeds also the **seed
+# spread**, the larger of the two settings' ranges (max - min over seeds).
 
 # %%
 from tinyvision import data, metrics
@@ -182,7 +182,7 @@ plt.show()
 # macro F1 moves by +0.021 and +0.004, within the noise of 3,000 test images. The short default
 # run trains a much smaller network for fewer steps; there the baseline may give up the rarest
 # classes almost entirely (its printed recall lines show whether it did), and its verdicts, with
-# the seed spread of two seeds, say whether the remedies change macro F1 and whether they differ
+# the noise of two seeds, say whether the remedies change macro F1 and whether they differ
 # from each other at that scale; they may disagree with the recorded run's. The two remedies are
 # not the same thing: resampling draws each class about $N/10$ times per epoch, so a rarest-class
 # image is seen about 4 times per epoch and a most-frequent-class image 0.4 times (the few rare

@@ -76,18 +76,18 @@ def recorded_label(rec):
 
 
 def noise(a, b, n_test, points=False):
-    """How large a difference between the mean accuracies of runs ``a`` and ``b`` (one value per
-    seed each) must be to count: with several seeds the larger seed range of the two; with one,
-    two standard errors of a difference of two accuracies p measured on ``n_test`` images,
-    2 sqrt(2 p (1 - p) / n_test). Returns (noise, a few words saying which, in points of
-    accuracy with ``points``)."""
+    """How large a difference between the mean accuracies of runs ``a`` and ``b`` (k values each,
+    one per seed) must be to count: two standard errors of a difference of two means of k
+    accuracies p measured on ``n_test`` images, 2 sqrt(2 p (1 - p) / (k n_test)), the test set's
+    noise, and with several seeds at least the larger seed range of the two, the training's.
+    Returns (noise, a few words saying which, in points of accuracy with ``points``)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     fmt = (lambda v: f"{v * 100:.1f} points") if points else (lambda v: f"{v:.3f}")
-    if min(len(a), len(b)) > 1:
+    k, p = min(len(a), len(b)), (a.mean() + b.mean()) / 2
+    se2 = 2 * np.sqrt(2 * p * (1 - p) / (k * n_test))
+    if k > 1:
         spread = max(np.ptp(a), np.ptp(b))
-        return spread, f"seed spread {fmt(spread)}, {min(len(a), len(b))} seeds"
-    p = (a.mean() + b.mean()) / 2
-    se2 = 2 * np.sqrt(2 * p * (1 - p) / n_test)
+        return max(spread, se2), f"seed spread {fmt(spread)} over {k} seeds, two standard errors {fmt(se2)}"
     return se2, f"one seed; two standard errors on {n_test} test images {fmt(se2)}"
 
 
