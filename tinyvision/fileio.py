@@ -63,7 +63,7 @@ def atomic_open(path, mode="wb", **open_kwargs):
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
-        if isinstance(exc, OSError) and exc.filename is None:
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
             exc.filename = path  # a full disk (ENOSPC) in write or fsync names no file: name ours
         raise
     _fsync_folder(folder)
