@@ -68,9 +68,9 @@ RECIPES["speedrun_cpu"] = dict(
 
 # the config fields that only a Trainer subclass acts on, and which one: a trainer that does not
 # follow a field that is set refuses the config (train.Trainer) instead of ignoring it
+SPEEDRUN_FIELDS = ("whitening_images", "whiten_bias_epochs", "lookahead_every", "alternating_flip")
 SUBCLASS_FIELDS = {"progressive": "tinyvision.progressive.ProgressiveTrainer",
-                   **{name: "tinyvision.speedrun.SpeedrunTrainer" for name in
-                      ("whitening_images", "whiten_bias_epochs", "lookahead_every", "alternating_flip")}}
+                   **{name: "tinyvision.speedrun.SpeedrunTrainer" for name in SPEEDRUN_FIELDS}}
 
 
 @dataclass

@@ -25,7 +25,7 @@ import numpy as np
 from . import optim
 from .errors import CheckpointError
 from .models.speedrun import init_whitening
-from .recipes import build_transform
+from .recipes import SPEEDRUN_FIELDS, build_transform
 from .train import Trainer
 
 # generator keys beside the DataLoader's [seed, epoch] and [seed, epoch, batch]: no epoch reaches them
@@ -83,12 +83,12 @@ class SpeedrunTrainer(Trainer):
     four off it is the plain ``Trainer``. The model needs a ``whiten`` conv (``SpeedrunNet``)
     for the first two."""
 
-    follows_fields = OPTIONS = ("whitening_images", "whiten_bias_epochs", "lookahead_every", "alternating_flip")
+    follows_fields = SPEEDRUN_FIELDS
 
     @classmethod
     def follows(cls, cfg):
         """Whether ``cfg`` sets an option only this trainer follows (the command line's choice)."""
-        return any(getattr(cfg, name) not in (None, False, 0) for name in cls.OPTIONS)
+        return any(getattr(cfg, name) not in (None, False, 0) for name in cls.follows_fields)
 
     def _build(self, cfg, model, datasets):
         super()._build(cfg, model, datasets)
