@@ -353,23 +353,29 @@ ax.set_xlabel("step"); ax.set_ylabel("learning rate"); ax.legend(); ax.grid(alph
 # The training comparison: the small CNN, the same steps, only the schedule changed.
 
 # %%
+def report_grid(name, runs, baseline, height):
+    """Keep a comparison's runs (full mode), print each setting's verdict against ``baseline``,
+    and plot this run beside the recorded full run where there is one."""
+    C.record(name, dict(setup=grid_setup, seeds=grid["seeds"], test_images=len(grid_data.test), variants=runs),
+             REPRODUCE)
+    for line in verdicts(runs, baseline, len(grid_data.test)):
+        C.say("  " + line)
+    rec = C.recorded(name) if C.MODE != "full" else None
+    fig, axes = plt.subplots(1, 2 if rec else 1, figsize=(11 if rec else 5.5, height), squeeze=False)
+    plot_grid(axes[0, 0], runs, "this run")
+    if rec:
+        plot_grid(axes[0, 1], rec["results"]["variants"], "recorded full run")
+        fig.text(0.5, -0.08, C.recorded_label(rec) + "\n" + rec["results"]["setup"], ha="center", fontsize=7)
+    else:
+        print(f"no recorded full-mode result for this comparison yet ({REPRODUCE} records one)")
+    plt.tight_layout(); plt.show()
+
+
 C.say(grid_setup)
 schedule_runs = train_grid({kind: dict(schedule=kind) for kind in schedules}, grid_data, **grid)
-C.record("05_schedules", dict(setup=grid_setup, seeds=grid["seeds"], test_images=len(grid_data.test),
-                              variants=schedule_runs), REPRODUCE)
 best = max(schedule_runs, key=lambda n: np.mean(schedule_runs[n]["test_acc"]))
 C.say(f"highest mean final test accuracy: {best} ({np.mean(schedule_runs[best]['test_acc']):.3f})")
-for line in verdicts(schedule_runs, best, len(grid_data.test)):
-    C.say("  " + line)
-rec = C.recorded("05_schedules") if C.MODE != "full" else None
-fig, axes = plt.subplots(1, 2 if rec else 1, figsize=(11 if rec else 5.5, 2.8), squeeze=False)
-plot_grid(axes[0, 0], schedule_runs, "this run")
-if rec:
-    plot_grid(axes[0, 1], rec["results"]["variants"], "recorded full run")
-    fig.text(0.5, -0.08, C.recorded_label(rec) + "\n" + rec["results"]["setup"], ha="center", fontsize=7)
-else:
-    print(f"no recorded full-mode result for this comparison yet ({REPRODUCE} records one)")
-plt.tight_layout(); plt.show()
+report_grid("05_schedules", schedule_runs, best, 2.8)
 
 # %% [markdown]
 # What the comparison tests: a schedule changes where training ends. A rate that stays high
@@ -400,19 +406,7 @@ regularisation.update(train_grid({
     "no weight decay": dict(weight_decay=0.0),
     "weight decay 5e-3": dict(weight_decay=5e-3),
 }, grid_data, **grid))
-C.record("05_regularisation", dict(setup=grid_setup, seeds=grid["seeds"], test_images=len(grid_data.test),
-                                   variants=regularisation), REPRODUCE)
-for line in verdicts(regularisation, baseline, len(grid_data.test)):
-    C.say("  " + line)
-rec = C.recorded("05_regularisation") if C.MODE != "full" else None
-fig, axes = plt.subplots(1, 2 if rec else 1, figsize=(11 if rec else 5.5, 3), squeeze=False)
-plot_grid(axes[0, 0], regularisation, "this run")
-if rec:
-    plot_grid(axes[0, 1], rec["results"]["variants"], "recorded full run")
-    fig.text(0.5, -0.08, C.recorded_label(rec) + "\n" + rec["results"]["setup"], ha="center", fontsize=7)
-else:
-    print(f"no recorded full-mode result for this comparison yet ({REPRODUCE} records one)")
-plt.tight_layout(); plt.show()
+report_grid("05_regularisation", regularisation, baseline, 3)
 
 # %% [markdown]
 # How to read it: each regulariser trades training fit for generalisation, so it pays only when
