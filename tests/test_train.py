@@ -71,6 +71,19 @@ def test_translate_moves_the_image_and_fills_the_border():
     np.testing.assert_array_equal(out, expected)
     with pytest.raises(ValueError, match="cannot move a 3x4 image by"):
         translate(a, 3, 0, fill)
+    # reflected borders: row -1 reads row 1, as RandomCrop(padding_mode="reflect") pads
+    out = translate(a, 1, -2, "reflect")
+    expected = np.pad(a, ((0, 0), (0, 0), (1, 1), (2, 2)), mode="reflect")[:, :, 0:3, 4:8]
+    np.testing.assert_array_equal(out, expected)
+    assert out[0, 0, 0, 0] == a[0, 0, 1, 2] and out[0, 0, 1, 3] == a[0, 0, 0, 1]   # mirrored row, moved content
+    with pytest.raises(ValueError, match="fill: expected per-channel values or 'reflect', got 'wrap'"):
+        translate(a, 1, 0, "wrap")
+
+
+def test_tta_border_follows_the_training_crops_padding():
+    from tinyvision.evaluate import tta_border
+    assert tta_border("translate2_flip") == "reflect"          # RandomCrop(padding_mode="reflect")
+    assert [tta_border(a) for a in ("crop_flip", "crop_flip_cutout", "flip", "none", None)] == ["black"] * 5
 
 
 def test_tta_averages_the_shifted_and_mirrored_views(cifar_dir):
@@ -99,6 +112,18 @@ def test_tta_averages_the_shifted_and_mirrored_views(cifar_dir):
     assert model.training  # restored
     plain, _ = predict_logits(model, loader)
     assert not np.allclose(plain, logits, atol=1e-3)  # the views do change the answer
+    # reflected borders: the same views cut from reflect-padded images
+    reflected = []
+    for dy, dx in [(0, 0), (2, 0), (-2, 0), (0, 2), (0, -2)]:
+        padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+        reflected.append(padded[:, 2 - dy:34 - dy, 2 - dx:34 - dx])
+    model.eval()
+    with tv.no_grad():
+        expected = np.mean([model(tv.tensor(norm(v))).data for v in reflected], axis=0)
+    logits, _ = predict_logits(model, loader, tta_shift=2, border="reflect")
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="border: expected 'black' or 'reflect', got 'zeros'"):
+        predict_logits(model, loader, tta_shift=2, border="zeros")
     with pytest.raises(ValueError, match="tta_shift: expected a whole number of pixels >= 0, got -1"):
         predict_logits(model, loader, tta_shift=-1)
     with pytest.raises(ValueError, match="tta.shift"):  # a training run refuses it before it starts

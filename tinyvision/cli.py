@@ -185,7 +185,7 @@ def cmd_train(args):
 def cmd_eval(args):
     from . import data, metrics
     from .fileio import write_json
-    from .evaluate import load_checkpoint_model, predict_logits
+    from .evaluate import load_checkpoint_model, predict_logits, tta_border
     from .recipes import build_transform
     model, cfg, classes = load_checkpoint_model(args.checkpoint, args.device)
     # the shift is checked as a training run's is, against this checkpoint's model
@@ -196,7 +196,8 @@ def cmd_eval(args):
     test_set = data.CIFAR10(_data(args.data or recorded, args.no_download), train=False)
     loader = data.DataLoader(test_set, batch_size=500, device=args.device,
                              transform=build_transform("none", model.default_cfg["mean"], model.default_cfg["std"]))
-    logits, targets = predict_logits(model, loader, tta_flip=args.tta_flip, tta_shift=args.tta_shift)
+    logits, targets = predict_logits(model, loader, tta_flip=args.tta_flip, tta_shift=args.tta_shift,
+                                     border=tta_border(cfg.augment))
     preds = logits.argmax(axis=1)
     precision, recall, f1 = metrics.precision_recall_f1(preds, targets, len(classes))
     cm = metrics.confusion_matrix(preds, targets, len(classes))

@@ -33,13 +33,26 @@ def tta_name(tta):
     return " + ".join((["flip"] if flip else []) + ([f"shift {shift}"] if shift else []) or ["no"]) + " TTA"
 
 
+def tta_border(augment):
+    """How a moved test view fills its uncovered border: as the training augmentation
+    ``augment`` padded its crops, so the views look like the images the model was taught to
+    ignore moves of: 'reflect' after 'translate2_flip', else 'black' (zero padding)."""
+    return "reflect" if augment == "translate2_flip" else "black"
+
+
 def translate(a, dy, dx, fill):
-    """a (N, C, H, W) moved dy pixels down and dx right; the uncovered border takes ``fill``
-    (per channel, shape (C, 1, 1)). out[..., i, j] = a[..., i - dy, j - dx] where in range."""
+    """a (N, C, H, W) moved dy pixels down and dx right: out[..., i, j] = a[..., i - dy, j - dx]
+    where in range. The uncovered border takes ``fill`` (per channel, shape (C, 1, 1)), or with
+    fill = 'reflect' the image's mirror across its edge (row -1 reads row 1)."""
     xp = backend.array_module(a)
     N, C, H, W = a.shape
     if abs(dy) >= H or abs(dx) >= W:
         raise ValueError(f"cannot move a {H}x{W} image by ({dy}, {dx}) pixels")
+    if isinstance(fill, str):
+        if fill != "reflect":
+            raise ValueError(f"fill: expected per-channel values or 'reflect', got {fill!r}")
+        padded = xp.pad(a, ((0, 0), (0, 0), (abs(dy), abs(dy)), (abs(dx), abs(dx))), mode="reflect")
+        return xp.ascontiguousarray(padded[:, :, abs(dy) - dy:abs(dy) - dy + H, abs(dx) - dx:abs(dx) - dx + W])
     out = xp.empty_like(a)
     out[...] = fill
     out[:, :, max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = \
@@ -48,21 +61,25 @@ def translate(a, dy, dx, fill):
 
 
 @no_grad()
-def predict_logits(model, loader, tta_flip=False, tta_shift=0):
+def predict_logits(model, loader, tta_flip=False, tta_shift=0, border="black"):
     """Logits (N, K) and targets (N,) over a loader, in evaluation mode, as host arrays.
 
     Test-time augmentation averages the logits of several views of each image: with
     ``tta_flip`` the image and its mirror, with ``tta_shift`` = s also the image moved s pixels
     each way (``tta_offsets``; 5 positions, 10 views with the flip). A moved image's uncovered
-    border is black, as in the training crop's zero padding, normalised as the loader
-    normalises (the model's ``default_cfg`` statistics)."""
+    border is ``border``: 'black' (as the training crop's zero padding; normalised as the
+    loader normalises, with the model's ``default_cfg`` statistics) or 'reflect' (as a
+    reflect-padded crop's; ``tta_border`` picks the one the training used)."""
     offsets = tta_offsets(tta_shift)
+    if border not in ("black", "reflect"):
+        raise ValueError(f"border: expected 'black' or 'reflect', got {border!r}")
     normalize = data.Normalize(model.default_cfg["mean"], model.default_cfg["std"]) if tta_shift else None
     was_training = model.training
     model.eval()
     outs, targets = [], []
     for x, y in loader:
-        if tta_shift:  # a (C, 1, 1) black pixel, on x's device and in its dtype
+        fill = "reflect"
+        if tta_shift and border == "black":  # a (C, 1, 1) black pixel, on x's device and in its dtype
             fill = normalize(backend.array_module(x.data).zeros((x.data.shape[1], 1, 1), x.data.dtype))
         total = None
         for dy, dx in offsets:

@@ -28,7 +28,7 @@ import time
 
 from . import backend, data, metrics, models, optim, rundir
 from .errors import RunDirError
-from .evaluate import predict_logits, tta_name
+from .evaluate import predict_logits, tta_border, tta_name
 from .fileio import atomic_open, write_json
 from .interrupt import DeferredInterrupt, StopRequested, stopped_at_once
 from .ops import cross_entropy
@@ -232,7 +232,7 @@ class Trainer:
         """test_loss and test_acc with the test-time augmentation ``tta`` = [flip, shift]
         (default: the config's tta_flip and tta_shift)."""
         flip, shift = tta or (self.cfg.tta_flip, self.cfg.tta_shift)
-        logits, targets = predict_logits(self.model, self.test_loader, flip, shift)
+        logits, targets = predict_logits(self.model, self.test_loader, flip, shift, tta_border(self.cfg.augment))
         with no_grad():
             loss = float(cross_entropy(Tensor(logits), Tensor(targets)).item())
         return dict(test_loss=loss, test_acc=metrics.accuracy(logits, targets))
