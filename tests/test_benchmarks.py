@@ -11,6 +11,7 @@ import tinyvision
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 import micro  # noqa: E402
 import perf_table  # noqa: E402
+import speedrun_results  # noqa: E402
 import train_step  # noqa: E402
 
 
@@ -69,3 +70,41 @@ def test_train_step_times_cifar_speedrun_and_its_pytorch_twin():
         == [(sum(p.size for p in model.parameters()), sum(p.size for p in model.parameters() if p.requires_grad))]\
         == [(1972792, 1972792 - 1440)]
     assert twin(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def fake_run(path, seed, epoch_times, accs):
+    """A run folder as ``train`` leaves it: config.json and metrics.csv (TTA after the last epoch)."""
+    os.makedirs(path)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump({"seed": seed, "model": "cifar_speedrun"}, f)
+    with open(os.path.join(path, "metrics.csv"), "w") as f:
+        f.write("epoch,train_loss,train_acc,test_loss,test_acc,epoch_time,images_per_s,wall_time,tta_test_acc\n")
+        wall = 0.0
+        for e, (t, acc) in enumerate(zip(epoch_times, accs), 1):
+            wall += t + 10
+            last = e == len(accs)
+            f.write(f"{e},1.0,0.5,{'0.4' if last else ''},{acc if last else ''},{t},200,{wall},"
+                    f"{acc + 0.01 if last else ''}\n")
+
+
+def test_speedrun_results_collects_seeds_and_ablations(tmp_path):
+    for seed in (0, 1):
+        fake_run(tmp_path / f"seed{seed}", seed, [600.0, 660.0], [0.8, 0.9 + seed / 100])
+    fake_run(tmp_path / "full", 0, [120.0], [0.85])
+    fake_run(tmp_path / "nowhite", 0, [120.0], [0.80])
+    out = tmp_path / "results"
+    os.makedirs(out)
+    speedrun_results.main(["--runs", str(tmp_path / "seed0"), str(tmp_path / "seed1"), "--date", "2026-12-08",
+                           "--blas", "OpenBLAS", "--results", str(out),
+                           "--ablation", f"the recipe||{tmp_path / 'full'}",
+                           "--ablation", f"whitening init|--whitening-images 0|{tmp_path / 'nowhite'}"])
+    with open(out / "speedrun_cpu.json") as f:
+        res = json.load(f)
+    assert [(r["seed"], r["test_acc"], r["tta_test_acc"]) for r in res["runs"]] == [(0, 0.9, 0.91), (1, 0.91, 0.92)]
+    assert res["runs"][0]["train_minutes"] == 21.0          # the epochs' times, not the test passes'
+    assert res["runs"][0]["process_minutes"] == pytest.approx(1280 / 60, abs=0.01)
+    assert (out / "cpu_speedrun_cpu_seed1_metrics.csv").exists() and res["runs"][1]["metrics"].startswith("docs/")
+    abl = res["ablations"]
+    assert (abl["epochs"], abl["seed"]) == (1, 0)
+    assert [(r["trick"], r["flags"], r["test_acc"]) for r in abl["rows"]] == \
+        [("the recipe", "", 0.85), ("whitening init", "--whitening-images 0", 0.80)]
