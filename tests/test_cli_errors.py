@@ -105,6 +105,16 @@ INPUT_MISTAKES = [  # (argv, words the line must hold), each exit status 2
     (["train", "--weight-decay", "-0.1"], ["--weight-decay"]),
     (["train", "--batch-size", "0"], ["--batch-size"]),
     (["train", "--eval-every", "0"], ["--eval-every"]),
+    (["train", "--lookahead-every", "-1"], ["--lookahead-every", "got -1"]),
+    (["train", "--lookahead-every", "two"], ["--lookahead-every", "two"]),
+    (["train", "--whitening-images", "-5"], ["--whitening-images", "got -5"]),
+    (["train", "--whiten-bias-epochs", "-1"], ["--whiten-bias-epochs", "got -1"]),
+    (["train", "--norm-bias-lr-scale", "0"], ["--norm-bias-lr-scale", "> 0"]),
+    (["train", "--schedule", "triangel"], ["--schedule", "triangle"]),
+    (["train", "--model-arg", "width_mult"], ["--model-arg", "KEY=VALUE", "width_mult"]),
+    (["train", "--model", "cifar_speedrun", "--model-arg", "foo=1"], ["--model-arg foo=1", "cifar_speedrun"]),
+    (["train", "--recipe", "speedrun_cpu", "--model-arg", "width_mult=1", "--model-arg", "width_mult=-2"],
+     ["--model-arg width_mult=-2", "width_mult: expected a number > 0"]),
     (["train", "--tta-shift", "40"], ["--tta-shift", "0 to 31", "got 40"]),
     (["train", "--tta-shift", "-1"], ["--tta-shift"]),
     (["train", "--model", "resnet2"], ["--model", "resnet2", "resnet20"]),
@@ -161,6 +171,15 @@ def test_the_checks_run_before_the_data_is_looked_for(in_workspace, capsys, monk
     assert status == 2 and "--label-smoothing" in line
     status, line = main_fails(["eval", "run/best.tvz", "--out", "file"], capsys)
     assert status == 2 and "--out" in line
+    status, line = main_fails(["train", "--model", "cifar_speedrun", "--model-arg", "depth=3"], capsys)
+    assert status == 2 and "--model-arg depth=3" in line
+
+
+def test_a_model_keyword_the_model_refuses_is_one_line_in_a_fresh_process(workspace):
+    result = run_cli("train", "--recipe", "speedrun_cpu", "--model-arg", "identity_init=false",
+                     "--model-arg", "logit_scle=0.1", cwd=workspace, env=NO_DOWNLOAD)
+    assert_fails(result, 2, "python -m tinyvision train: error: --model-arg logit_scle=0.1",
+                 "unexpected keyword argument 'logit_scle'")
 
 
 def test_debug_shows_the_traceback(in_workspace, capsys, monkeypatch):

@@ -369,6 +369,73 @@ def test_command_line_picks_the_speedrun_trainer_for_new_and_resumed_runs(cifar_
     assert [row["epoch"] for row in state["history"]] == [1, 2] and "tta_test_acc" in state["history"][1]
 
 
+def train_args(*flags):
+    """(TrainConfig, lr note) of ``python -m tinyvision train FLAGS``, as the command builds it."""
+    from tinyvision import cli
+    return cli._train_config(cli.build_parser().parse_args(["train", *flags]))
+
+
+def test_every_speedrun_option_is_a_train_flag():
+    cfg, _ = train_args("--recipe", "speedrun_cpu", "--schedule", "triangle", "--augment", "translate2_flip",
+                        "--norm-bias-lr-scale", "16", "--whitening-images", "0", "--whiten-bias-epochs", "2",
+                        "--lookahead-every", "0", "--no-alternating-flip", "--model-arg", "identity_init=false",
+                        "--model-arg", "width_mult=1.5", "--model-arg", "widths=[8, 16, 16]",
+                        "--model-arg", "name=relu")
+    got = cfg.resolved()
+    assert (got.schedule, got.augment, got.norm_bias_lr_scale, got.whitening_images, got.whiten_bias_epochs,
+            got.lookahead_every, got.alternating_flip) == ("triangle", "translate2_flip", 16.0, 0, 2, 0, False)
+    assert got.model_kwargs == {"identity_init": False, "width_mult": 1.5, "widths": [8, 16, 16], "name": "relu"}
+    assert train_args("--alternating-flip")[0].alternating_flip is True
+    assert train_args("--model-arg", "k=1", "--model-arg", "k=2")[0].model_kwargs == {"k": 2}   # the last one
+    unset = train_args("--recipe", "speedrun_cpu")[0]                   # no flag: the recipe's values
+    assert unset.alternating_flip is None and unset.model_kwargs == {} and unset.resolved().alternating_flip
+
+
+def test_batch_size_without_lr_keeps_the_recipes_rate_per_example():
+    # lr = recipe_lr x B / recipe_B (speedrun_cpu: 0.75 at 512; resnet20_cpu_2h: 0.4 at 512; resnet_sgd 0.1 at 128)
+    for flags, lr in [(["--recipe", "speedrun_cpu", "--batch-size", "256"], 0.375),
+                      (["--recipe", "speedrun_cpu", "--batch-size", "1024"], 1.5),
+                      (["--recipe", "resnet20_cpu_2h", "--batch-size", "128"], 0.1),
+                      (["--batch-size", "512"], 0.4),
+                      (["--model", "vit_cifar_tiny", "--batch-size", "64"], 5e-4)]:
+        cfg, note = train_args(*flags)
+        assert cfg.resolved().lr == pytest.approx(lr) and type(cfg.lr) is float, flags
+        assert f"lr {lr:.4g}:" in note and f"--batch-size {flags[-1]}" in note, note
+    for flags, lr in [(["--recipe", "speedrun_cpu", "--batch-size", "256", "--lr", "0.1"], 0.1),   # --lr wins
+                      (["--recipe", "speedrun_cpu", "--batch-size", "512"], speedrun_sgd(512)["lr"]),
+                      (["--recipe", "speedrun_cpu"], speedrun_sgd(512)["lr"])]:
+        cfg, note = train_args(*flags)
+        assert note is None and cfg.resolved().lr == pytest.approx(lr), flags
+    assert TrainConfig(batch_size=512).resolved().lr == 0.1     # in Python, lr None is the recipe's as it is
+
+
+def test_the_command_says_once_that_it_scaled_the_lr(cifar_dir, tmp_path, monkeypatch, capsys):
+    from tinyvision import cli
+
+    def no_data(*args, **kwargs):
+        raise FileNotFoundError("stop here")
+    monkeypatch.setattr(cli, "_data", no_data)
+    for flags, says in [(["--batch-size", "256"], True), (["--batch-size", "256", "--lr", "0.2"], False)]:
+        with pytest.raises(SystemExit):
+            cli.main(["train", "--recipe", "speedrun_cpu", "--out", str(tmp_path / "run"), *flags])
+        out = capsys.readouterr().out
+        assert out.count("lr 0.375: speedrun_cpu's 0.75 at batch 512, times 256/512") == says, out
+
+
+def test_without_whitening_the_whitening_conv_is_learned(cifar_dir, tmp_path):
+    # airbench's "no whitening" ablation: the 2x2 conv trains like any other layer, not a frozen random one
+    trainer = SpeedrunTrainer(speedrun_config(cifar_dir, tmp_path / "off", epochs=1, whitening_images=0),
+                              progress=False, log=None)
+    weight = trainer.model.whiten.weight
+    start = weight.numpy().copy()
+    assert weight.requires_grad and any(p is weight for g in trainer.optimizer.param_groups for p in g["params"])
+    trainer.fit()
+    assert not np.array_equal(trainer.model.whiten.weight.numpy(), start)
+    on = SpeedrunTrainer(speedrun_config(cifar_dir, tmp_path / "on", whitening_images=50), progress=False, log=None)
+    assert not on.model.whiten.weight.requires_grad
+    assert not any(p is on.model.whiten.weight for g in on.optimizer.param_groups for p in g["params"])
+
+
 def test_triangular_schedule_rises_from_a_fifth_to_the_peak_at_23_percent_then_falls_to_7_percent():
     model = fresh(width_mult=0.125)
     cfg = SimpleNamespace(**{**vars(TrainConfig(recipe="speedrun_cpu").resolved()), "epochs": 5})

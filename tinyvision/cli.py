@@ -7,6 +7,7 @@ turns every failure into one line on stderr and an exit status (``EXIT_STATUS``)
 """
 import argparse
 import dataclasses
+import json
 import os
 import sys
 
@@ -14,7 +15,8 @@ import numpy as np
 
 from . import backend
 from .errors import InputError
-from .recipes import RECIPES, TrainConfig
+from .progress import say
+from .recipes import RECIPES, TrainConfig, check_model_kwargs
 
 EXIT_STATUS = """exit status:
   0    done
@@ -50,12 +52,24 @@ def _add_train_args(p):
     p.add_argument("--lr", type=float)
     p.add_argument("--momentum", type=float)
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", choices=["onecycle", "cosine", "step", "constant"])
+    p.add_argument("--schedule", choices=["onecycle", "cosine", "step", "constant", "triangle"])
     p.add_argument("--warmup-epochs", type=int)
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--clip-grad", type=float, help="max global gradient norm (0: off)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--augment", choices=["none", "flip", "crop_flip", "crop_flip_cutout"])
+    p.add_argument("--batch-size", type=int,
+                   help="default: the recipe's; without --lr, the recipe's lr scales with it (lr x B / recipe's B)")
+    p.add_argument("--augment", choices=["none", "flip", "crop_flip", "crop_flip_cutout", "translate2_flip"])
+    p.add_argument("--norm-bias-lr-scale", type=float, metavar="X", help="batch norm biases at lr x X")
+    p.add_argument("--whitening-images", type=int, metavar="N",
+                   help="set the model's whitening conv from N training images (0: off, the conv is learned)")
+    p.add_argument("--whiten-bias-epochs", type=int, metavar="N",
+                   help="train the whitening conv's bias N epochs, then freeze it")
+    p.add_argument("--lookahead-every", type=int, metavar="K", help="lookahead every K steps (0: off)")
+    p.add_argument("--alternating-flip", action=argparse.BooleanOptionalAction,
+                   help="mirror each image every other epoch instead of at random (default: the recipe's)")
+    p.add_argument("--model-arg", type=_model_arg, action="append", metavar="KEY=VALUE",
+                   help="a keyword for the model's builder, VALUE as JSON else a string (repeatable; "
+                        "e.g. --model-arg width_mult=1.5 --model-arg identity_init=false)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--tf32", action="store_true",
                    help="GPU: TF32 tensor cores for 2-D float32 GEMMs (sets CUPY_TF32=1 before CuPy loads)")
@@ -86,6 +100,18 @@ def _count(text):
     if value is None or value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
     return value
+
+
+def _model_arg(text):
+    """'width_mult=1.5' -> ('width_mult', 1.5): the value as JSON (numbers, true/false, lists),
+    else the text itself ('name=relu' -> 'relu')."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a keyword of the model, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
 
 
 def _progressive(text):
@@ -159,6 +185,16 @@ def _trainer_class(cfg):
     return SpeedrunTrainer if SpeedrunTrainer.follows(cfg) else ProgressiveTrainer if cfg.progressive else Trainer
 
 
+def _train_config(args):
+    """(TrainConfig, note) of the train command's flags: None leaves a field to the recipe;
+    --model-arg pairs make model_kwargs; --batch-size without --lr scales the recipe's rate
+    (``TrainConfig.lr_for_batch_size``, whose line the note is, else None)."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None},
+                      model_kwargs=dict(args.model_arg or ()))
+    return cfg.lr_for_batch_size()
+
+
 def cmd_train(args):
     from .serialization import classifier_checkpoint, load
     progress = not args.no_progress
@@ -171,10 +207,13 @@ def cmd_train(args):
         saved = TrainConfig(**classifier_checkpoint(load(last), last)["config"]) if os.path.isfile(last) else TrainConfig()
         trainer = _trainer_class(saved).resume(args.resume, progress=progress, **overrides)
     else:
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+        cfg, lr_note = _train_config(args)
         # every option checked before the data is looked for (and perhaps downloaded)
-        trainer_class = _trainer_class(cfg.resolved())
+        resolved = cfg.resolved()
+        check_model_kwargs(resolved.model, resolved.model_kwargs)
+        trainer_class = _trainer_class(resolved)
+        if lr_note:
+            say(lr_note)
         cfg.data = _data(args.data, args.no_download, progress)
         trainer = trainer_class(cfg, progress=progress, overwrite=args.overwrite)
     trainer.fit()

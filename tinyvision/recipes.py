@@ -6,6 +6,7 @@ The loop (``train.Trainer``) only consumes these; keeping them apart keeps the l
 lets the command line check every flag before it looks for (or downloads) the data.
 """
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -115,18 +116,38 @@ class TrainConfig:
     lookahead_every: int = None    # optim.Lookahead every K steps, the slow weights kept at the end (0: off)
     alternating_flip: bool = None  # mirror each image in every other epoch instead of at random
 
-    def resolved(self):
-        """A copy with the recipe's values filled in where this config says None; an InputError
-        naming the flag (``--epochs: expected ...``) for a value no run can use, before any data
-        is read."""
+    def recipe_values(self):
+        """(name, values) of the recipe this config starts from: ``recipe``, else the model's own
+        (``default_cfg['recipe']``), else 'resnet_sgd'; an InputError for an unknown model or recipe."""
         try:  # an unknown model: the registry's message lists close matches
-            models.get_default_cfg(self.model or "resnet20")
+            model_cfg = models.get_default_cfg(self.model or "resnet20")
         except KeyError as err:
             raise InputError(f"--model: {err.args[0]}") from None
         if self.recipe is not None and self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; choose from {sorted(RECIPES)}")
-        recipe_name = self.recipe or models.get_default_cfg(self.model or "resnet20").get("recipe", "resnet_sgd")
-        recipe = RECIPES[recipe_name]
+        name = self.recipe or model_cfg.get("recipe", "resnet_sgd")
+        return name, RECIPES[name]
+
+    def lr_for_batch_size(self):
+        """(config, note): where this config sets ``batch_size`` but not ``lr``, a copy at the
+        recipe's rate scaled to that batch, lr = recipe_lr x batch_size / recipe_batch_size, and a
+        line that says so; else (self, None). The linear scaling rule: a step's gradient is a
+        batch mean, so B times the rate moves the weights as far per example as the recipe does
+        (``speedrun_sgd``). The command line's --batch-size applies it; in Python, ``lr`` None is
+        the recipe's rate whatever the batch."""
+        name, recipe = self.recipe_values()
+        batch, base = self.batch_size, recipe["batch_size"]
+        if self.lr is not None or not isinstance(batch, int) or isinstance(batch, bool) or batch < 1 or batch == base:
+            return self, None
+        lr = float(recipe["lr"]) * batch / base
+        return dataclasses.replace(self, lr=lr), (f"lr {lr:.4g}: {name}'s {recipe['lr']:.4g} at batch {base}, "
+                                                  f"times {batch}/{base} for --batch-size {batch} (linear scaling; --lr overrides)")
+
+    def resolved(self):
+        """A copy with the recipe's values filled in where this config says None; an InputError
+        naming the flag (``--epochs: expected ...``) for a value no run can use, before any data
+        is read."""
+        recipe_name, recipe = self.recipe_values()
         values = {k: (recipe[k] if v is None and k in recipe else v) for k, v in dataclasses.asdict(self).items()}
         values.update(recipe=recipe_name, model=values["model"] or "resnet20")
         integer = lambda x: isinstance(x, int) and not isinstance(x, bool)  # noqa: E731
@@ -164,6 +185,21 @@ class TrainConfig:
             values["final_tta"] = [bool(values["final_tta"][0]), values["final_tta"][1]]
         values["progressive"] = check_progressive(values["progressive"], values["epochs"])
         return TrainConfig(**values)
+
+
+def check_model_kwargs(model, kwargs):
+    """An InputError naming --model-arg and the keyword when ``models.create(model, **kwargs)``
+    fails: an unknown keyword (TypeError) or a value the builder refuses (ValueError). It builds
+    the model to find out, so the command line calls it once, before loading data, rather than
+    ``TrainConfig.resolved`` (run several times a run, and on fine-tuning's big backbones)."""
+    if not kwargs:
+        return
+    try:
+        models.create(model, **kwargs)
+    except (TypeError, ValueError) as err:
+        named = [key for key in kwargs if key in str(err)] or list(kwargs)
+        given = " ".join(f"{key}={json.dumps(kwargs[key], default=repr)}" for key in named)
+        raise InputError(f"--model-arg {given}: {model} refuses it ({err})") from None
 
 
 def check_progressive(phases, epochs):

@@ -8,7 +8,8 @@ smoothing 0.2, 2-pixel reflected translations and flip + shift TTA after the las
 four steps this trainer adds to the loop, each an option of ``TrainConfig``:
 
     before the first step   whitening conv from cfg.whitening_images training images
-                            (models.speedrun.init_whitening): the blocks start on decorrelated input
+                            (models.speedrun.init_whitening): the blocks start on decorrelated input;
+                            with 0 (or None) the conv's weights train like any other layer's
     each epoch e            alternating flips: image i mirrored iff first_i XOR (e odd)
                             the whitening bias trains while e < cfg.whiten_bias_epochs (optim.FreezeAfter)
     every k-th step         lookahead: slow <- slow + alpha_t (fast - slow); fast <- slow,
@@ -106,6 +107,14 @@ class SpeedrunTrainer(Trainer):
         # built after the whitening: the slow copy starts from the weights training starts from
         self.lookahead = (optim.Lookahead(self.model, alpha=lambda t: lookahead_alpha(t, total), k=cfg.lookahead_every)
                           if cfg.lookahead_every else None)
+
+    def build_optimization(self):
+        # no whitening from the data (airbench's ablation): the 2x2 conv is learned like the others,
+        # rather than left a frozen random projection
+        whiten = getattr(self.model, "whiten", None)
+        if whiten is not None and not self.cfg.whitening_images:
+            whiten.weight.requires_grad_(True)
+        return super().build_optimization()
 
     def build_transforms(self):
         train, test = super().build_transforms()
