@@ -1,6 +1,8 @@
 """Tests of the CIFAR speed-run pieces: the ``cifar_speedrun`` net (sizes, parameter count,
 whitening and identity initialisation, gradients) and the optimiser parts of its recipe
 (``param_groups_norm_bias``, ``Lookahead``, ``FreezeAfter``)."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -409,6 +411,26 @@ def test_batch_size_without_lr_keeps_the_recipes_rate_per_example():
     assert TrainConfig(batch_size=512).resolved().lr == 0.1     # in Python, lr None is the recipe's as it is
 
 
+def test_the_ablation_commands_of_the_docs_each_change_the_recipe_in_one_place():
+    import os
+    import re
+    import shlex
+    from tinyvision import cli
+    from tinyvision.recipes import check_model_kwargs
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "cli.md")) as f:
+        block = f.read().split("### Ablations")[1].split("```bash")[1].split("```")[0]
+    base = shlex.split(re.search(r'R="python -m tinyvision (.*)"', block).group(1))
+    recipe = dataclasses.asdict(TrainConfig(recipe="speedrun_cpu").resolved())
+    commands = [shlex.split(line[2:].split("#")[0]) for line in block.splitlines() if line.startswith("$R")]
+    assert len(commands) >= 10
+    for flags in commands:
+        cfg = cli._train_config(cli.build_parser().parse_args(base + flags))[0].resolved()
+        check_model_kwargs(cfg.model, cfg.model_kwargs)
+        changed = {k for k, v in dataclasses.asdict(cfg).items() if v != recipe[k]} - {"out", "data"}
+        assert len(changed) <= 1 + ("--batch-size" in flags), (flags, changed)   # batch 256 moves the lr too
+        assert cli._trainer_class(cfg) is SpeedrunTrainer
+
+
 def test_the_command_says_once_that_it_scaled_the_lr(cifar_dir, tmp_path, monkeypatch, capsys):
     from tinyvision import cli
 
@@ -458,6 +480,15 @@ def test_triangular_schedule_rises_from_a_fifth_to_the_peak_at_23_percent_then_f
     # LinearLR alone is PyTorch's: a line from start to end factor, then flat
     line = optim.LinearLR(optim.SGD([tv.zeros(1, requires_grad=True)], lr=2.0), 0.5, 0.0, total_iters=4)
     assert [line.lr_at(t)[0] for t in range(6)] == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0, 0.0])
+
+
+def test_one_cycle_keeps_the_batch_norm_biases_64x_rate():
+    # the ablation --schedule onecycle changes the schedule only: each group peaks at its own rate
+    model = fresh(width_mult=0.125)
+    cfg = SimpleNamespace(**{**vars(TrainConfig(recipe="speedrun_cpu", schedule="onecycle").resolved()), "epochs": 2})
+    sched = build_scheduler(build_optimizer(model, cfg), cfg, 50)
+    peaks = np.max([sched.lr_at(t) for t in range(100)], axis=0)
+    np.testing.assert_allclose(peaks, [cfg.lr, 64 * cfg.lr], rtol=0.01)
 
 
 def test_random_crop_reflect_padding_mirrors_the_border():

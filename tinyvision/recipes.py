@@ -132,16 +132,17 @@ class TrainConfig:
         """(config, note): where this config sets ``batch_size`` but not ``lr``, a copy at the
         recipe's rate scaled to that batch, lr = recipe_lr x batch_size / recipe_batch_size, and a
         line that says so; else (self, None). The linear scaling rule: a step's gradient is a
-        batch mean, so B times the rate moves the weights as far per example as the recipe does
-        (``speedrun_sgd``). The command line's --batch-size applies it; in Python, ``lr`` None is
-        the recipe's rate whatever the batch."""
+        batch mean, so a rate in proportion to the batch moves the weights as far per example as
+        the recipe does (``speedrun_sgd``). The command line's --batch-size applies it; in Python,
+        ``lr`` None stays the recipe's rate whatever the batch (the chapters' small-batch runs)."""
         name, recipe = self.recipe_values()
         batch, base = self.batch_size, recipe["batch_size"]
         if self.lr is not None or not isinstance(batch, int) or isinstance(batch, bool) or batch < 1 or batch == base:
             return self, None
         lr = float(recipe["lr"]) * batch / base
-        return dataclasses.replace(self, lr=lr), (f"lr {lr:.4g}: {name}'s {recipe['lr']:.4g} at batch {base}, "
-                                                  f"times {batch}/{base} for --batch-size {batch} (linear scaling; --lr overrides)")
+        note = (f"lr {lr:.4g}: {name}'s {recipe['lr']:.4g} at batch {base}, times {batch}/{base} for "
+                f"--batch-size {batch} (linear scaling; --lr overrides)")
+        return dataclasses.replace(self, lr=lr), note
 
     def resolved(self):
         """A copy with the recipe's values filled in where this config says None; an InputError
@@ -271,7 +272,8 @@ def build_scheduler(optimizer, cfg, steps_per_epoch):
     total = cfg.epochs * steps_per_epoch
     warmup = cfg.warmup_epochs * steps_per_epoch
     if cfg.schedule == "onecycle":
-        return optim.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total)
+        # each group peaks at its own rate (the 64x of --norm-bias-lr-scale survives)
+        return optim.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total)
     if cfg.schedule == "triangle":
         peak = max(1, int(0.23 * total))
         return optim.LinearWarmup(optim.LinearLR(optimizer, 1.0, 0.07, max(1, total - peak)), peak, start_factor=0.2)

@@ -81,8 +81,8 @@ class AlternatingFlips:
 class SpeedrunTrainer(Trainer):
     """``Trainer`` that also follows ``cfg.whitening_images``, ``cfg.whiten_bias_epochs``,
     ``cfg.lookahead_every`` and ``cfg.alternating_flip`` (see the module docstring). With all
-    four off it is the plain ``Trainer``. The model needs a ``whiten`` conv (``SpeedrunNet``)
-    for the first two."""
+    four off it is the plain ``Trainer``, except that a ``whiten`` conv's weights train. The
+    model needs a ``whiten`` conv (``SpeedrunNet``) for the first two."""
 
     follows_fields = SPEEDRUN_FIELDS
 
