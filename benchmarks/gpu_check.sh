@@ -52,15 +52,15 @@ plan() {   # every step in order of value: step NAME GROUP CAP_S MIN_S COMMAND..
   step tta_resnet20 tta 270 200 python3 -m tinyvision train --model resnet20 --data "$data" --device cuda --tf32 \
     --epochs 30 --batch-size 512 --lr 0.4 --label-smoothing 0.1 --tta-flip --out "$work/tta_resnet20" --no-progress
   step tta_vit tta 240 150 python3 -m tinyvision train --model vit_cifar_small --data "$data" --device cuda --tf32 \
-    --epochs 20 --batch-size 512 --tta-flip --out "$work/tta_vit" --no-progress
+    --epochs 20 --batch-size 512 --lr 1e-3 --tta-flip --out "$work/tta_vit" --no-progress   # lr: the 2026-11-26 run's, unscaled
   step parity - 120 30 python3 -m pytest -q tests/test_pretrained_parity.py
   step bench_speedrun - 90 30 python3 benchmarks/train_step.py --device cuda --model cifar_speedrun --batch-size 1024 \
     --steps 10 --vs-torch --json "$work/bench_speedrun.json"
   step bench_inference - 60 20 python3 benchmarks/train_step.py --device cuda --model resnet20 --batch-size 1024 \
     --inference --vs-torch --no-breakdown --json "$work/bench_inference.json"
-  # speedrun_sgd(1024)["lr"] = 1.5: the recipe's batch 512 doubled, its rate with it
+  # --batch-size scales the recipe's lr: 0.75 x 1024 / 512 = 1.5 = speedrun_sgd(1024)["lr"]
   step tta_speedrun tta 240 120 python3 -m tinyvision train --recipe speedrun_cpu --data "$data" --device cuda --tf32 \
-    --batch-size 1024 --lr 1.5 --out "$work/tta_speedrun" --no-progress
+    --batch-size 1024 --out "$work/tta_speedrun" --no-progress
   for ch in $chapters; do
     step "$ch" chapters 150 15 env TINYVISION_DEVICE=cuda TINYVISION_DATA="$data" TINYVISION_QUICK=0 \
       TINYVISION_FULL=0 MPLBACKEND=Agg python3 "$work/run_chapter.py" "chapters/$ch.py"
