@@ -99,6 +99,7 @@ OPS = {
     "gelu_tanh": (lambda a: F.gelu(a, approximate="tanh"), [(64, 65, 48)]),
     "add": (lambda a, b: a + b, [(64, 65, 48), (64, 65, 48)]),
     "reshape_transposed": (lambda a: F.reshape(F.transpose(a, 1, 2), (-1, 48)), [(64, 48, 65)]),
+    "max_pool2d": (lambda a: F.max_pool2d(a, 2), [(32, 8, 33, 33)]),
 }
 
 
@@ -145,6 +146,8 @@ GRADCHECK_OPS = {
     "gelu_tanh": (lambda a: F.gelu(a, approximate="tanh"), [(4, 3, 5)]),
     "relu": (F.relu, [(4, 3, 5)]),
     "add": (lambda a, b: a + b, [(4, 3, 5), (4, 3, 5)]),
+    "max_pool2d": (lambda a: F.max_pool2d(a, 2), [(2, 3, 5, 7)]),
+    "max_pool2d_gaps": (lambda a: F.max_pool2d(a, (2, 1), (3, 2)), [(2, 3, 8, 7)]),
 }
 
 
@@ -184,3 +187,69 @@ def test_vit_forward_and_backward_equal_on_both_paths(rng):
         reference = step()
     assert len(fast) == len(reference) > 10
     _assert_close(fast, reference, "ViT")
+
+
+# ------------------------------------------------------------------ max pooling, exactly
+def _pool_both_paths(x, g, k, s):
+    """(y, dL/dx) of max_pool2d(x, k, s) for upstream g, on the fast path and the reference."""
+    out = []
+    for reference in (False, True):
+        with tv.use_reference_kernels(reference):
+            t = tv.tensor(x, dtype=x.dtype, requires_grad=True)
+            y = F.max_pool2d(t, k, s)
+            y.backward(tv.tensor(g, dtype=g.dtype))
+            out.append((y.numpy(), t.grad.numpy()))
+    return out
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channel_major", "sliced"])
+@pytest.mark.parametrize("k, s", [(2, 2), (3, 3), ((2, 3), (2, 3)), ((1, 2), (2, 3))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_fast_equals_reference_exactly_with_ties(k, s, layout, dtype, monkeypatch, parts_seen, rng):
+    # Values from {-2, ..., 2}: most windows hold ties, which both paths give to the first
+    # maximum; odd sizes leave rows and columns outside every window (gradient 0); small
+    # blocks make the kernel split the 4 * 5 planes over two threads.
+    monkeypatch.setattr("tinyvision.kernels.pool.BLOCK_ELEMENTS", 100)
+    x = rng.integers(-2, 3, (4, 5, 11, 9)).astype(dtype)
+    if layout == "channel_major":                   # as a convolution hands it over
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    elif layout == "sliced":
+        x = np.repeat(x, 2, axis=3)[..., ::2]
+    g = rng.standard_normal(F.max_pool2d(tv.tensor(x), k, s).shape).astype(dtype)
+    (y, gx), (y_ref, gx_ref) = _pool_both_paths(x, g, k, s)
+    assert 2 in parts_seen
+    assert y.dtype == gx.dtype == dtype
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(gx, gx_ref)
+
+
+def test_max_pool_ties_go_to_the_first_maximum_in_row_major_order():
+    x = np.array([[[[1, 1, 0, 3, 0, 2],                 # three 2 x 2 windows side by side:
+                    [1, 1, 3, 0, 5, 5]]]], np.float32)  # all equal, 3 twice, 5 twice
+    expected = np.array([[1, 0, 0, 1, 0, 0],
+                         [0, 0, 0, 0, 1, 0]], np.float32)
+    for y, gx in _pool_both_paths(x, np.ones((1, 1, 1, 3), np.float32), 2, 2):
+        np.testing.assert_array_equal(y.ravel(), [1, 3, 5])
+        np.testing.assert_array_equal(gx[0, 0], expected)
+
+
+def test_max_pool_keeps_the_layout_it_was_given(rng):
+    x = rng.standard_normal((3, 4, 6, 6)).astype(np.float32)
+    channel_major = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    for a, c_contiguous in ((x, lambda v: v), (channel_major, lambda v: v.transpose(1, 0, 2, 3))):
+        t = tv.tensor(a, requires_grad=True)
+        y = F.max_pool2d(t, 2)
+        y.backward(tv.tensor(np.ones(y.shape, np.float32)))
+        assert c_contiguous(y.numpy()).flags.c_contiguous
+        assert c_contiguous(t.grad.numpy()).flags.c_contiguous
+
+
+@pytest.mark.parametrize("k, s, p", [(3, 2, 0), (2, 2, 1)])
+def test_max_pool_overlapping_or_padded_windows_take_the_reference(k, s, p, monkeypatch, rng):
+    def fail(*args):
+        raise AssertionError("the non-overlapping kernel ran")
+    monkeypatch.setattr("tinyvision.kernels.pool.max_pool2d_forward", fail)
+    x = rng.standard_normal((2, 3, 7, 7)).astype(np.float32)
+    with tv.use_reference_kernels():
+        expected = F.max_pool2d(tv.tensor(x), k, s, p).numpy()
+    np.testing.assert_array_equal(F.max_pool2d(tv.tensor(x), k, s, p).numpy(), expected)

@@ -1,5 +1,8 @@
 """Pooling on NCHW arrays: max and average over k x k windows, built on the convolution's
 padded channel-major copy and its im2col/col2im windows (see ``conv``)."""
+import numpy as np
+
+from ..kernels import pool as fast, reference_enabled
 from ..tensor import Function
 from .conv import _check_input, _pair, _window, col2im, conv_out_size, im2col, pad_channels_first
 
@@ -19,12 +22,18 @@ class MaxPool2d(Function):
     """y[n, c, i, j] = max over the k x k window at (i*s - p, j*s - p) (padding is -inf).
 
     Forward keeps, per output, which window offset won (ties go to the first); backward adds
-    g to that input position with one slice-add per kernel offset.
+    g to that input position with one slice-add per kernel offset. NumPy arrays with windows
+    that do not overlap (stride >= kernel, no padding) take ``kernels.pool`` instead.
     """
 
     def forward(self, x, kernel_size, stride=None, padding=0):
         xp = self.xp
         k, s, p, (Ho, Wo) = _geometry("max_pool2d", x, kernel_size, stride, padding)
+        self.k, self.s, self.x_shape = k, s, x.shape
+        self.fast = isinstance(x, np.ndarray) and not reference_enabled() and fast.non_overlapping(k, s, p)
+        if self.fast:
+            y, self.cache = fast.max_pool2d_forward(x, k, s, (Ho, Wo))
+            return y
         N, C = x.shape[:2]
         xt = pad_channels_first(xp, x, *p, value=-xp.inf) if p != (0, 0) else x.transpose(1, 0, 2, 3)
         y = None
@@ -38,10 +47,12 @@ class MaxPool2d(Function):
                 better = win > y
                 y = xp.where(better, win, y)
                 self.arg[better] = ki * k[1] + kj
-        self.k, self.s, self.p, self.x_shape, self.padded_hw = k, s, p, x.shape, xt.shape[2:]
+        self.p, self.padded_hw = p, xt.shape[2:]
         return xp.ascontiguousarray(y).transpose(1, 0, 2, 3)
 
     def backward(self, g):
+        if self.fast:
+            return fast.max_pool2d_backward(g, self.cache, self.x_shape, self.k, self.s)
         xp = self.xp
         N, C, H, W = self.x_shape
         gt = g.transpose(1, 0, 2, 3)
