@@ -1,5 +1,5 @@
 """Self-checks of chapter 5's exercises (macro F1, a warmup + cosine schedule, the floor of the
-label-smoothed loss, inverted dropout)."""
+label-smoothed loss, inverted dropout, a whitening matrix)."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import numpy as np
 import tinyvision as tv
 from tinyvision import metrics
 
-from . import self_check
+from . import as_array, self_check
 
 
 def _confusions():
@@ -118,3 +118,58 @@ def inverted_dropout(fn):
         if not np.array_equal(again, y):
             return False, "two calls with the same seeded rng gave different masks: draw the mask from rng"
     return True, "drops a fraction p, scales the rest by 1/(1 - p) (mean kept at x), draws its mask from rng"
+
+
+def _patch_covariance():
+    """Smooth, colour-correlated random images (N, 3, 10, 10), the covariance of their 2x2
+    patches (as init_whitening computes it) and a whitening conv set from them by init_whitening."""
+    from tinyvision.models.speedrun import init_whitening, patches
+    rng = np.random.default_rng(31)
+    x = rng.normal(size=(200, 3, 10, 10)).cumsum(axis=2).cumsum(axis=3) / 10       # neighbours correlated
+    x = np.einsum("ij,njhw->nihw", np.array([[1.0, 0.6, 0.3], [0.5, 1.0, 0.4], [0.2, 0.5, 1.0]]), x)
+    p = patches(x, 2, 2)
+    cov = p.T @ p / len(p) - np.outer(p.mean(0), p.mean(0))
+    conv = tv.nn.Conv2d(3, 24, 2, bias=True)
+    init_whitening(conv, x.astype(np.float32))
+    return cov, conv.weight.data[:12].reshape(12, 12).astype(np.float64)
+
+
+@self_check
+def whitening_matrix(fn):
+    """Exercise: W = (Lambda + eps I)^(-1/2) V^T from a covariance, rows in descending order of
+    eigenvalue; W Sigma W^T = diag(lambda / (lambda + eps)); init_whitening's filters up to sign."""
+    cov, reference = _patch_covariance()
+    lam = np.linalg.eigvalsh(cov)[::-1]
+    W, why = as_array(fn(cov.copy(), 0.0), cov.shape, "whitening_matrix(cov, 0.0)")
+    if W is None:
+        return False, why
+    M = W @ cov @ W.T
+    if not np.allclose(M, np.eye(len(cov)), atol=1e-6):
+        if np.allclose(M, np.diag(1 / lam), rtol=1e-4) or np.allclose(M, np.diag(1 / lam[::-1]), rtol=1e-4):
+            hint = "it is diag(1 / lambda): divide by the square root of the eigenvalues, not by the eigenvalues"
+        elif np.allclose(W.T @ cov @ W, np.eye(len(cov)), atol=1e-6):
+            hint = "W^T Sigma W is: np.linalg.eigh returns the eigenvectors as the COLUMNS of V; the filters are the rows of V^T"
+        else:
+            hint = f"its diagonal starts {np.round(np.diag(M)[:3], 4).tolist()}"
+        return False, f"with eps = 0, W Sigma W^T should be the identity, and is not ({hint})"
+    rayleigh = np.einsum("ij,jk,ik->i", W, cov, W) / np.einsum("ij,ij->i", W, W)
+    residual = np.linalg.norm(W @ cov - rayleigh[:, None] * W, axis=1) / np.linalg.norm(W @ cov, axis=1)
+    if residual.max() > 1e-6:
+        return False, ("W whitens, but its rows are not eigenvectors of Sigma (that is another whitening, e.g. ZCA's "
+                       "V Lambda^(-1/2) V^T): the rows must be the eigenvectors, divided by sqrt(lambda)")
+    if np.any(np.diff(rayleigh) > 1e-9 * rayleigh.max()):
+        return False, ("the rows are in ascending order of eigenvalue (np.linalg.eigh's order); reverse them so that "
+                       "the first filter has the largest eigenvalue")
+    W_eps, why = as_array(fn(cov.copy(), 1e-2), cov.shape, "whitening_matrix(cov, 1e-2)")
+    if W_eps is None:
+        return False, why
+    if not np.allclose(W_eps @ cov @ W_eps.T, np.diag(lam / (lam + 1e-2)), atol=1e-6):
+        return False, ("with eps = 0.01, W Sigma W^T should be diag(lambda / (lambda + eps)): add eps to every "
+                       "eigenvalue before the square root")
+    W_ref, _ = as_array(fn(cov.copy(), 5e-4), cov.shape, "whitening_matrix(cov, 5e-4)")
+    cosines = np.abs(np.einsum("ij,ij->i", W_ref, reference)) / (np.linalg.norm(W_ref, axis=1) * np.linalg.norm(reference, axis=1))
+    norms = np.linalg.norm(W_ref, axis=1) / np.linalg.norm(reference, axis=1)
+    if not (np.allclose(cosines, 1, atol=1e-4) and np.allclose(norms, 1, rtol=1e-3)):
+        return False, f"your filters differ from init_whitening's (eps 5e-4): |cos| per row {np.round(cosines, 3).tolist()}"
+    return True, (f"W Sigma W^T = I (eps 0) and diag(lambda / (lambda + eps)) (eps 0.01) on a 12 x 12 patch covariance "
+                  f"with condition number {lam[0] / lam[-1]:,.0f}; the rows equal init_whitening's filters up to sign")

@@ -48,3 +48,13 @@ def inverted_dropout(x, p, rng):
         return x
     mask = rng.random(x.shape) >= p
     return x * mask / (1 - p)
+
+
+def whitening_matrix(cov, eps=0.0):
+    """Sigma = V Lambda V^T (np.linalg.eigh: ascending eigenvalues, eigenvectors as columns), so
+    reverse both and take W = (Lambda + eps I)^(-1/2) V^T, one eigenvector per row. Then
+    W Sigma W^T = (Lambda + eps)^(-1/2) Lambda (Lambda + eps)^(-1/2) = diag(lambda / (lambda + eps)),
+    the identity for eps = 0: every direction of patch space with unit variance, uncorrelated."""
+    lam, V = np.linalg.eigh(np.asarray(cov, dtype=np.float64))
+    lam, V = lam[::-1], V[:, ::-1]
+    return V.T / np.sqrt(lam + eps)[:, None]
