@@ -12,7 +12,7 @@ import pytest
 import tinyvision as tv
 from tinyvision import models, optim, transfer
 from tinyvision.errors import InputError
-from tinyvision.transfer.trainer import scheduler_for_groups
+from tinyvision.recipes import build_scheduler
 from tinyvision.evaluate import load_checkpoint_model
 from tinyvision.train import TrainConfig
 
@@ -80,9 +80,9 @@ def test_backbone_lr_scale_in_groups_and_one_cycle(tmp_path):
     head = [p for g in groups if g["name"] == "head" for p in g["params"]]
     assert len(head) == 2 and head[0] is model.fc.weight
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
-    # a one-cycle schedule keeps the ratio (train.build_scheduler would give every group cfg.lr)
+    # a one-cycle schedule keeps the ratio: each group peaks at its own rate
     opt = optim.SGD(groups, lr=0.2, momentum=0.9)
-    sched = scheduler_for_groups(opt, TrainConfig(schedule="onecycle", epochs=1, lr=0.2).resolved(), 10)
+    sched = build_scheduler(opt, TrainConfig(schedule="onecycle", epochs=1, lr=0.2).resolved(), 10)
     for _ in range(4):
         sched.step()
     head_lr, backbone_lr = opt.param_groups[0]["lr"], opt.param_groups[2]["lr"]

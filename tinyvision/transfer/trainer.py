@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from .. import backend, data, optim
+from .. import backend, data
 from ..ops.resize import bilinear_matrix
 from ..tensor import no_grad
 from ..recipes import build_optimizer, build_scheduler, build_transform, load_datasets
@@ -48,15 +48,6 @@ def model_transform(augment, model):
     return transform if size == 32 else data.Compose([transform, Resize(size)])
 
 
-def scheduler_for_groups(optimizer, cfg, steps_per_epoch):
-    """``train.build_scheduler``, except that a one-cycle schedule peaks at each group's own
-    lr (``build_scheduler`` gives every group cfg.lr, which would undo a backbone lr scale)."""
-    if cfg.schedule == "onecycle":
-        return optim.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-                                total_steps=cfg.epochs * steps_per_epoch)
-    return build_scheduler(optimizer, cfg, steps_per_epoch)
-
-
 class AdaptedTrainer(Trainer):
     """``Trainer`` over a given ``model``, ``train_set``/``test_set`` (data sets with
     ``data``, ``targets``, ``classes``) and optimizer ``param_groups`` (dicts with 'params'
@@ -83,7 +74,7 @@ class AdaptedTrainer(Trainer):
             optimizer.param_groups = []
             for group in self.param_groups:
                 optimizer.add_param_group(group)
-        return optimizer, scheduler_for_groups(optimizer, self.cfg, len(self.train_loader))
+        return optimizer, build_scheduler(optimizer, self.cfg, len(self.train_loader))
 
 
 class PretextTrainer(AdaptedTrainer):
