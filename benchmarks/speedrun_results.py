@@ -50,7 +50,9 @@ def main(argv=None):
                    help="a shortened run with one trick off (the first: the recipe itself)")
     p.add_argument("--date", required=True)
     p.add_argument("--blas", required=True, help="the BLAS and kernels the runs used")
-    p.add_argument("--earlier", help="a JSON object for the 'earlier' entry")
+    p.add_argument("--earlier", action="append", default=[], metavar="JSON",
+                   help="an earlier run of the recipe, as a JSON object (epochs, test_acc, tta_test_acc, "
+                        "train_minutes, note); repeatable")
     p.add_argument("--results", default=RESULTS, help="where the JSON and the metrics go (default docs/results)")
     args = p.parse_args(argv)
     runs = []
@@ -74,7 +76,7 @@ def main(argv=None):
                             "command": f"python -m tinyvision train --recipe speedrun_cpu --epochs {epochs} "
                                        "FLAGS"}
     if args.earlier:
-        out["earlier"] = json.loads(args.earlier)
+        out["earlier"] = [json.loads(e) for e in args.earlier]
     write_json(os.path.join(args.results, "speedrun_cpu.json"), out)
     print(json.dumps(out, indent=1))
 

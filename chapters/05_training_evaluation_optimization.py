@@ -1092,8 +1092,7 @@ if speedrun:
           f"({'at or above' if tta.mean() >= GOAL_ACC else 'below'} {GOAL_ACC}; two standard errors of the test set "
           f"{se2 * 100:.2f} points), longest process {process.max():.1f} min; {reached.sum()} of {len(runs)} seed(s) "
           f"reached both on their own")
-    earlier = speedrun.get("earlier")
-    if earlier:
+    for earlier in speedrun.get("earlier", []):
         print(f"earlier run ({earlier['epochs']} epochs; {earlier['note']}): {earlier['test_acc']:.4f} plain, "
               f"{earlier['tta_test_acc']:.4f} with TTA in {earlier['train_minutes']:.1f} training min; now "
               f"{(tta.mean() - earlier['tta_test_acc']) * 100:+.2f} points with TTA in "

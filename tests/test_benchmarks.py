@@ -97,7 +97,8 @@ def test_speedrun_results_collects_seeds_and_ablations(tmp_path):
     speedrun_results.main(["--runs", str(tmp_path / "seed0"), str(tmp_path / "seed1"), "--date", "2026-12-08",
                            "--blas", "OpenBLAS", "--results", str(out),
                            "--ablation", f"the recipe||{tmp_path / 'full'}",
-                           "--ablation", f"whitening init|--whitening-images 0|{tmp_path / 'nowhite'}"])
+                           "--ablation", f"whitening init|--whitening-images 0|{tmp_path / 'nowhite'}",
+                           "--earlier", '{"epochs": 10, "tta_test_acc": 0.9}', "--earlier", '{"epochs": 18}'])
     with open(out / "speedrun_cpu.json") as f:
         res = json.load(f)
     assert [(r["seed"], r["test_acc"], r["tta_test_acc"]) for r in res["runs"]] == [(0, 0.9, 0.91), (1, 0.91, 0.92)]
@@ -108,3 +109,4 @@ def test_speedrun_results_collects_seeds_and_ablations(tmp_path):
     assert (abl["epochs"], abl["seed"]) == (1, 0)
     assert [(r["trick"], r["flags"], r["test_acc"]) for r in abl["rows"]] == \
         [("the recipe", "", 0.85), ("whitening init", "--whitening-images 0", 0.80)]
+    assert [e["epochs"] for e in res["earlier"]] == [10, 18]
