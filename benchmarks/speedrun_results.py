@@ -49,6 +49,8 @@ def main(argv=None):
     p.add_argument("--ablation", action="append", default=[], metavar="TRICK|FLAGS|DIR",
                    help="a shortened run with one trick off (the first: the recipe itself)")
     p.add_argument("--date", required=True)
+    p.add_argument("--command", default="python -m tinyvision train --recipe speedrun_cpu "
+                   "--data datasets/cache/cifar10-jpeg.tar.gz --seed SEED", help="the command of --runs")
     p.add_argument("--blas", required=True, help="the BLAS and kernels the runs used")
     p.add_argument("--earlier", action="append", default=[], metavar="JSON",
                    help="an earlier run of the recipe, as a JSON object (epochs, test_acc, tta_test_acc, "
@@ -62,8 +64,7 @@ def main(argv=None):
         shutil.copyfile(os.path.join(run_dir, "metrics.csv"), os.path.join(args.results, csv))
         runs.append({"seed": cfg["seed"], **numbers, "metrics": "docs/results/" + csv})
     out = {"machine": machine(), "date": args.date, "blas": args.blas,
-           "command": "python -m tinyvision train --recipe speedrun_cpu --data datasets/cache/cifar10-jpeg.tar.gz "
-                      "--seed SEED",
+           "command": args.command,
            "runs": runs}
     if args.ablation:
         rows, epochs, seed = [], None, None
