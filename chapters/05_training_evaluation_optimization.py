@@ -620,7 +620,7 @@ if rec:
 # position prediction and MAE pretext tasks) and records its measurements.
 
 # %% [markdown]
-# ## 5.4 A speed run: 92% on a 2-core CPU
+# ## 5.4 A speed run: aiming at 92% on a 2-core CPU
 #
 # The ResNet recipe of section 5.2 takes hours of this CPU for ResNet-20 (its full-scale numbers
 # are quoted there). The goal of this section's recipe is **92% test accuracy on CIFAR-10 in at
@@ -1039,9 +1039,9 @@ plt.tight_layout(); plt.show()
 # %% [markdown]
 # ### The measured runs
 #
-# The recipe's full runs, several seeds on all 50,000 training images, and one shortened run per
-# trick with that trick switched off, were made with `python -m tinyvision train` and collected by
-# `benchmarks/speedrun_results.py` into `docs/results/speedrun_cpu.json` (with each seed's
+# The recipe's full runs on all 50,000 training images (one per seed; the cell prints how many
+# there are), the earlier runs, and one shortened run per trick with that trick switched off,
+# were made with `python -m tinyvision train` and collected by `benchmarks/speedrun_results.py` into `docs/results/speedrun_cpu.json` (with each seed's
 # per-epoch metrics beside it). The cell reads them: the curves, the mean and spread over seeds of
 # the plain and the TTA accuracy, the time, and whether the goal was met, computed from those
 # numbers. "Process" time is the whole `train` process (data loading, the test and TTA passes
